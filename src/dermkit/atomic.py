@@ -1,0 +1,69 @@
+"""Atomic file writes: a crash or ``kill -9`` mid-write never leaves a half-written artifact.
+
+Every run artifact is written to a temporary file in the same folder and moved into
+place with :func:`os.replace`, which is atomic on POSIX and Windows file systems. A
+reader therefore sees either the old complete file or the new complete file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; move it onto ``target`` on success.
+
+    ``suffix`` keeps an extension that a writer insists on (Keras wants ``.keras``).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(target: str | Path, text: str) -> None:
+    with atomic_path(target) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_json(target: str | Path, data: Any) -> None:
+    write_text(target, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_with(target: str | Path, writer: Callable[[Path], None], suffix: str | None = None) -> None:
+    """Let ``writer`` fill a temporary path, then move it onto ``target``."""
+    with atomic_path(target, suffix=suffix) as tmp:
+        writer(tmp)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,0 +1,19 @@
+"""Built-in balancers, registered through the same hook third-party plugins use."""
+
+from __future__ import annotations
+
+from dermkit.balancers.augment import Augment
+from dermkit.balancers.balanced_batches import BalancedBatches
+from dermkit.balancers.class_weights import ClassWeights
+from dermkit.balancers.oversample import Oversample
+from dermkit.hookspecs import Factories, hookimpl
+
+
+@hookimpl
+def dermkit_balancers() -> Factories:
+    return {
+        "class_weights": ClassWeights,
+        "balanced_batches": BalancedBatches,
+        "oversample": Oversample,
+        "augment": Augment,
+    }

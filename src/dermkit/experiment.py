@@ -1,0 +1,417 @@
+"""The composition root: data → split → balance → build → fit → evaluate → run folder.
+
+``Experiment`` is what users touch first::
+
+    from dermkit import Experiment, HAM10000, ClassWeights, Augment, Training
+
+    Experiment(
+        data=HAM10000("data/ham10000"),
+        model="lfn",
+        balancer=[ClassWeights(), Augment()],
+        training=Training(epochs=25, batch_size=32, optimizer="adamax"),
+    ).run("runs/lfn")
+
+Its whole configuration round-trips through JSON (``config.json`` in the run folder),
+so ``Experiment.from_config(json.load(open("runs/lfn/config.json"))).run(...)``
+re-creates the run. The run folder holds everything needed to audit it: which image
+went to which part (``split.csv``), what was skipped and why (``problems.json``), the
+class index, the training plan, the history, the best model and the evaluation report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from dermkit import atomic
+from dermkit.config import build_component, component_config
+from dermkit.core import (
+    BalanceContext,
+    Balancer,
+    ClassIndex,
+    Dataset,
+    Evaluator,
+    LoadedDataset,
+    ModelFactory,
+    Record,
+    Split,
+    Splitter,
+    TrainingPlan,
+)
+from dermkit.errors import ConfigError
+from dermkit.training.config import Training
+
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+def _as_dataset(value: Dataset | str | Path) -> Dataset:
+    if isinstance(value, (str, Path)):
+        from dermkit.data.open import open_dataset
+
+        return open_dataset(value)
+    return value
+
+
+def _as_balancers(value: Balancer | Sequence[Balancer] | None) -> tuple[Balancer, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (list, tuple)):
+        return tuple(build_component("balancers", v) if isinstance(v, str) else v for v in value)
+    if isinstance(value, str):
+        return (build_component("balancers", value),)
+    return (value,)  # type: ignore[return-value]
+
+
+def _as_model(value: ModelFactory | str) -> ModelFactory:
+    if isinstance(value, str):
+        factory: ModelFactory = build_component("models", value)
+        return factory
+    return value
+
+
+def _as_evaluator(value: Evaluator | str) -> Evaluator:
+    if isinstance(value, str):
+        evaluator: Evaluator = build_component("evaluators", value)
+        return evaluator
+    return value
+
+
+def _as_splitter(value: Splitter | str | None) -> Splitter:
+    if value is None:
+        from dermkit.data.splits import GroupedStratifiedSplit
+
+        return GroupedStratifiedSplit()
+    if isinstance(value, str):
+        splitter: Splitter = build_component("splitters", value)
+        return splitter
+    return value
+
+
+def limit_records(records: Sequence[Record], limit: int | None, seed: int) -> tuple[Record, ...]:
+    """A seeded subsample of about ``limit`` records that keeps whole groups and every class.
+
+    Used for smoke runs (``--limit 200``): groups are drawn class by class in proportion
+    to class size, with at least three groups per class where available, so the split
+    can still stratify.
+    """
+    if limit is None or limit >= len(records):
+        return tuple(records)
+    rng = np.random.default_rng(seed)
+    groups_by_label: dict[int, dict[str, list[Record]]] = {}
+    for record in records:
+        groups_by_label.setdefault(record.label, {}).setdefault(record.group, []).append(record)
+    kept: list[Record] = []
+    for label in sorted(groups_by_label):
+        groups = groups_by_label[label]
+        names = sorted(groups)
+        share = sum(len(g) for g in groups.values()) / len(records)
+        target = max(3, int(round(limit * share)))
+        taken = 0
+        for index in rng.permutation(len(names)):
+            if taken >= target:
+                break
+            members = groups[names[index]]
+            kept.extend(members)
+            taken += len(members)
+    return tuple(kept)
+
+
+@attrs.frozen
+class RunResult:
+    """What :meth:`Experiment.run` produced, and where."""
+
+    run_dir: Path
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    """Headline figures per part, e.g. ``metrics["val"]["balanced_accuracy"]``."""
+
+
+@attrs.define
+class Experiment:
+    """One training run, fully described by its components.
+
+    ``data`` is a :class:`~dermkit.core.Dataset` or a path (format auto-detected).
+    ``model`` a :class:`~dermkit.core.ModelFactory` or a registered name. ``balancer``
+    one balancer, a list applied in order, or ``None``. ``image_size`` overrides the
+    model's default input size. ``limit`` keeps a seeded subsample for smoke runs.
+    ``cache_dir`` is the decoded-image cache (``None``: default location; ``""``: off).
+    """
+
+    data: Dataset | str | Path = attrs.field(converter=_as_dataset)
+    split: Splitter | str | None = attrs.field(default=None, converter=_as_splitter)
+    model: ModelFactory | str = attrs.field(default="lfn", converter=_as_model)
+    balancer: Balancer | Sequence[Balancer] | None = attrs.field(
+        default=None, converter=_as_balancers
+    )
+    training: Training = attrs.field(factory=Training)
+    evaluator: Evaluator | str = attrs.field(default="standard", converter=_as_evaluator)
+    image_size: int | None = None
+    resize_mode: str = "squash"
+    interpolation: str = "lanczos4"
+    limit: int | None = None
+    strict: bool = False
+    cache_dir: str | None = None
+
+    # ----------------------------------------------------------------- config
+    @property
+    def balancers(self) -> tuple[Balancer, ...]:
+        return self.balancer  # type: ignore[return-value]
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "data": component_config(self.data),
+            "split": component_config(self.split),
+            "model": component_config(self.model),
+            "balancers": [component_config(b) for b in self.balancers],
+            "training": self.training.to_config(),
+            "evaluator": component_config(self.evaluator),
+            "image": {
+                "size": self.image_size,
+                "resize_mode": self.resize_mode,
+                "interpolation": self.interpolation,
+            },
+            "limit": self.limit,
+            "strict": self.strict,
+            "cache_dir": self.cache_dir,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Experiment:
+        """Re-create an experiment from :meth:`to_config` output (e.g. a run's ``config.json``)."""
+        try:
+            image = config.get("image") or {}
+            return cls(
+                data=build_component("datasets", config["data"]),
+                split=build_component("splitters", config["split"]),
+                model=build_component("models", config["model"]),
+                balancer=[build_component("balancers", b) for b in config.get("balancers", [])],
+                training=Training.from_config(dict(config.get("training") or {})),
+                evaluator=build_component("evaluators", config.get("evaluator") or "standard"),
+                image_size=image.get("size"),
+                resize_mode=image.get("resize_mode", "squash"),
+                interpolation=image.get("interpolation", "lanczos4"),
+                limit=config.get("limit"),
+                strict=bool(config.get("strict", False)),
+                cache_dir=config.get("cache_dir"),
+            )
+        except KeyError as error:
+            raise ConfigError(f"the configuration lacks the key {error}") from None
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> Experiment:
+        path = Path(run_dir) / CONFIG_FILE
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                "no config.json here", where=str(run_dir), hint="pass the folder of a dermkit run"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"config.json is not valid JSON: {error}", where=str(path)) from None
+        return cls.from_config(config)
+
+    # ----------------------------------------------------------------- pieces
+    @property
+    def input_size(self) -> int:
+        return self.image_size or self.model.default_input_size  # type: ignore[union-attr]
+
+    def image_loader(self) -> Any:
+        from dermkit.data.cache import ImageCache
+        from dermkit.data.images import ImageSettings
+        from dermkit.data.pipeline import ImageLoader
+
+        settings = ImageSettings(
+            size=self.input_size, resize_mode=self.resize_mode, interpolation=self.interpolation
+        )
+        cache = None if self.cache_dir == "" else ImageCache.at(self.cache_dir, settings)
+        return ImageLoader(settings, cache)
+
+    def load_data(self) -> LoadedDataset:
+        return self.data.load(strict=self.strict)  # type: ignore[union-attr]
+
+    def make_split(self, records: Sequence[Record], classes: ClassIndex) -> Split:
+        return self.split.split(records, classes)  # type: ignore[union-attr]
+
+    def make_plan(self, train: Sequence[Record], classes: ClassIndex) -> TrainingPlan:
+        plan = TrainingPlan(records=tuple(train))
+        context = BalanceContext(
+            classes=classes, batch_size=self.training.batch_size, seed=self.training.seed
+        )
+        for balancer in self.balancers:
+            plan = balancer.apply(plan, context)
+        return plan
+
+    # ----------------------------------------------------------------- run
+    def run(self, out_dir: str | Path, *, resume: bool = False) -> RunResult:
+        """Run the whole flow and write the run folder; ``resume`` continues a stopped run."""
+        from dermkit.data.splits import read_split_manifest, write_split_manifest
+        from dermkit.training import trainer
+
+        run_dir = Path(out_dir)
+        existing = run_dir / CONFIG_FILE
+        if existing.exists() and not resume:
+            raise ConfigError(
+                "this folder already holds a dermkit run",
+                where=str(run_dir),
+                hint="pass --resume to continue it, or choose another --out folder",
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(existing, self.to_config())
+        _say(f"dermkit: run folder {run_dir}")
+
+        loaded = self.load_data()
+        classes = loaded.classes
+        atomic.write_json(run_dir / "classes.json", list(classes.names))
+        atomic.write_json(
+            run_dir / "problems.json",
+            {
+                "source": loaded.source,
+                "found": loaded.found,
+                "used": len(loaded.records),
+                "skipped": [p.to_json() for p in loaded.problems],
+            },
+        )
+        if loaded.problems:
+            _say(f"dermkit: skipped {len(loaded.problems)} input(s); see problems.json")
+
+        manifest = run_dir / "split.csv"
+        if resume and manifest.exists():
+            split = read_split_manifest(manifest)
+        else:
+            records = limit_records(loaded.records, self.limit, self.training.seed)
+            split = self.make_split(records, classes)
+            write_split_manifest(split, classes, manifest)
+        _say(
+            f"dermkit: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test images"
+        )
+
+        plan = self.make_plan(split.train, classes)
+        atomic.write_json(run_dir / "plan.json", _plan_summary(plan, classes))
+        for note in plan.notes:
+            _say(f"dermkit: {note}")
+
+        loader = self.image_loader()
+        factory = self.model
+        size = self.input_size
+        policy = _set_precision(self.training.mixed_precision)
+        try:
+            import keras
+
+            keras.utils.set_random_seed(self.training.seed)
+            result = trainer.fit(
+                None,
+                lambda: factory.build(len(classes), size),  # type: ignore[union-attr]
+                plan,
+                split.val,
+                loader,
+                self.training,
+                run_dir,
+                resume=resume,
+            )
+        finally:
+            _restore_precision(policy)
+        metrics = self.evaluate_run(run_dir, split, classes, loader, loaded, plan, result.history)
+        return RunResult(run_dir=run_dir, history=result.history, metrics=metrics)
+
+    def evaluate_run(
+        self,
+        run_dir: Path,
+        split: Split,
+        classes: ClassIndex,
+        loader: Any,
+        loaded: LoadedDataset,
+        plan: TrainingPlan,
+        history: dict[str, list[float]],
+    ) -> dict[str, Any]:
+        """Score the best model on validation and test; write the report folder."""
+        import keras
+
+        import dermkit.models  # noqa: F401  (custom layers for loading)
+        from dermkit.evaluation.report import RunContext
+        from dermkit.training.trainer import BEST_MODEL, predict_probabilities
+
+        model = keras.models.load_model(run_dir / BEST_MODEL, safe_mode=True)
+        metrics: dict[str, Any] = {}
+        started = time.perf_counter()
+        for part, records in (("val", split.val), ("test", split.test)):
+            if not records:
+                continue
+            probabilities = predict_probabilities(model, records, loader, self.training.batch_size)
+            np.save(run_dir / f"probabilities_{part}.npy", probabilities)
+            report = self.evaluator.evaluate(probabilities, records, classes)  # type: ignore[union-attr]
+            context = RunContext(
+                config=self.to_config(),
+                part=part,
+                counts={
+                    name: [sum(1 for r in recs if r.label == i) for i in range(len(classes))]
+                    for name, recs in split.parts().items()
+                },
+                skipped=[p.to_json() for p in loaded.problems],
+                history=history,
+                notes=list(plan.notes),
+            )
+            report.write(run_dir / f"report_{part}", context=context)
+            metrics[part] = report.headline()
+        epoch_seconds = history.get("epoch_seconds", [])
+        summary = {
+            "epochs": len(epoch_seconds),
+            "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,
+            "evaluation_seconds": time.perf_counter() - started,
+            **metrics,
+        }
+        atomic.write_json(run_dir / "summary.json", summary)
+        for part, figures in metrics.items():
+            shown = ", ".join(
+                f"{k} {v:.3f}" for k, v in figures.items() if isinstance(v, float)
+            )
+            _say(f"dermkit: {part}: {shown}")
+        return summary
+
+
+def _plan_summary(plan: TrainingPlan, classes: ClassIndex) -> dict[str, Any]:
+    counts = [0] * len(classes)
+    for record in plan.records:
+        counts[record.label] += 1
+    return {
+        "images_per_class": dict(zip(classes.names, counts, strict=True)),
+        "synthetic": len(plan.synthetic_records),
+        "sampling": plan.sampling,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "class_weight": (
+            {classes.name(int(k)): v for k, v in plan.class_weight.items()}
+            if plan.class_weight
+            else None
+        ),
+        "augmentations": list(plan.augmentations),
+        "notes": list(plan.notes),
+    }
+
+
+def _set_precision(mixed: bool) -> Any:
+    if not mixed:
+        return None
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    return previous
+
+
+def _restore_precision(previous: Any) -> None:
+    if previous is not None:
+        import keras
+
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

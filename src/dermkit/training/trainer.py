@@ -1,0 +1,275 @@
+"""Fit a model with per-epoch checkpoints that survive ``kill -9``, and resume from them.
+
+After every epoch the trainer writes, each atomically: ``checkpoints/last.keras`` (the
+model with its optimizer state), ``history.csv`` / ``history.json``, ``model.keras``
+when the monitored metric improved, and last ``state.json`` (epochs done, best epoch,
+best value). ``state.json`` is written last, so it never points at a checkpoint that
+is not complete. Resuming loads ``last.keras`` and continues at the next epoch with the
+same optimizer state and the same per-epoch data order (see :mod:`.stream`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from dermkit import atomic
+from dermkit.core import Record, TrainingPlan
+from dermkit.errors import ConfigError
+from dermkit.training.config import Training
+from dermkit.training.stream import evaluation_stream, training_stream
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+    from dermkit.data.pipeline import ImageLoader
+
+LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
+BEST_MODEL = Path("model.keras")
+STATE = Path("state.json")
+
+
+@attrs.frozen
+class FitResult:
+    history: dict[str, list[float]]
+    epochs_done: int
+    best_epoch: int
+    best_value: float
+    stopped_early: bool
+
+
+def make_optimizer(training: Training, steps_per_epoch: int) -> Any:
+    import keras
+
+    rate: Any = training.learning_rate
+    if training.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            training.learning_rate, decay_steps=max(1, training.epochs * steps_per_epoch)
+        )
+    if training.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    if training.optimizer == "adamax":
+        return keras.optimizers.Adamax(rate)
+    if training.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=training.weight_decay)
+    return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+
+
+def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    recalls = [float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)]
+    return float(np.mean(recalls)) if recalls else math.nan
+
+
+def predict_probabilities(
+    model: keras.Model, records: Sequence[Record], loader: ImageLoader, batch_size: int
+) -> np.ndarray:
+    """Class probabilities for ``records`` in order, shape ``(len(records), classes)``."""
+    if not records:
+        return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
+    stream = evaluation_stream(records, loader, batch_size=batch_size)
+    return np.asarray(model.predict(stream, verbose=0), dtype=np.float64)
+
+
+def validation_logs(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The per-epoch validation figures, computed once from one prediction pass."""
+    if len(labels) == 0:
+        return {}
+    picked = probabilities[np.arange(len(labels)), labels]
+    predicted = probabilities.argmax(axis=1)
+    return {
+        "val_loss": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))),
+        "val_accuracy": float(np.mean(predicted == labels)),
+        "val_balanced_accuracy": _balanced_accuracy(labels, predicted),
+    }
+
+
+def _improved(monitor: str, value: float, best: float) -> bool:
+    if math.isnan(value):
+        return False
+    if math.isnan(best):
+        return True
+    return value < best if monitor == "val_loss" else value > best
+
+
+def read_state(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / STATE
+    if not path.exists():
+        return None
+    try:
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"cannot read the training state: {error}",
+            where=str(path),
+            hint="delete the run folder's checkpoints/ and state.json to start over",
+        ) from None
+    return state
+
+
+def _say_budget(minutes: float, epochs: int) -> None:
+    print(
+        f"dermkit: stopping after epoch {epochs}: the next epoch would exceed the "
+        f"{minutes:g}-minute budget (resume with a larger budget to continue)",
+        file=sys.stderr,
+    )
+
+
+def _write_history(run_dir: Path, history: dict[str, list[float]]) -> None:
+    atomic.write_json(run_dir / "history.json", history)
+    keys = list(history)
+    rows = ["epoch," + ",".join(keys)]
+    epochs = len(next(iter(history.values()), []))
+    for i in range(epochs):
+        rows.append(f"{i + 1}," + ",".join(f"{history[k][i]:.6g}" for k in keys))
+    atomic.write_text(run_dir / "history.csv", "\n".join(rows) + "\n")
+
+
+class _EpochEnd:
+    """Keras callback (built lazily so this module imports without TensorFlow)."""
+
+    @staticmethod
+    def make(on_epoch_end: Callable[[int, dict[str, float]], bool]) -> Any:
+        import time
+
+        import keras
+
+        class Callback(keras.callbacks.Callback):  # type: ignore[misc]
+            started = 0.0
+
+            def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                logs = logs if logs is not None else {}
+                logs["epoch_seconds"] = time.perf_counter() - self.started
+                if on_epoch_end(epoch, logs):
+                    self.model.stop_training = True
+
+        return Callback()
+
+
+def fit(
+    model: keras.Model | None,
+    build_model: Callable[[], keras.Model],
+    plan: TrainingPlan,
+    val_records: Sequence[Record],
+    loader: ImageLoader,
+    training: Training,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    extra_callbacks: Sequence[Any] = (),
+) -> FitResult:
+    """Train, checkpointing every epoch; with ``resume`` continue from the last checkpoint.
+
+    ``build_model`` makes a fresh, uncompiled model when there is nothing to resume;
+    ``model`` may be given instead (already built).
+    """
+    import keras
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = read_state(run_dir) if resume else None
+    history: dict[str, list[float]] = {}
+    first_epoch = 0
+    best_epoch, best_value = -1, math.nan
+    if state is not None and (run_dir / LAST_CHECKPOINT).exists():
+        import dermkit.models  # noqa: F401  (registers custom layers for loading)
+
+        model = keras.models.load_model(run_dir / LAST_CHECKPOINT, safe_mode=True)
+        first_epoch = int(state["epochs_done"])
+        history = {k: list(v) for k, v in state["history"].items()}
+        best_epoch, best_value = int(state["best_epoch"]), float(state["best_value"])
+        if state.get("stopped_early") or first_epoch >= training.epochs:
+            return FitResult(history, first_epoch, best_epoch, best_value, bool(state.get("stopped_early")))
+    else:
+        if model is None:
+            model = build_model()
+        stream_steps = (
+            plan.steps_per_epoch or max(1, -(-len(plan.records) // training.batch_size))
+        )
+        model.compile(
+            optimizer=make_optimizer(training, stream_steps),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    assert model is not None
+    stream = training_stream(
+        plan,
+        loader,
+        batch_size=training.batch_size,
+        seed=training.seed,
+        first_epoch=first_epoch,
+        epochs=training.epochs,
+    )
+    val_labels = np.asarray([r.label for r in val_records], dtype=np.int64)
+    stopped = {"early": False}
+    started = time.perf_counter()
+    epochs_this_call = 0
+
+    def on_epoch_end(epoch: int, logs: dict[str, float]) -> bool:
+        nonlocal best_epoch, best_value, epochs_this_call
+        epochs_this_call += 1
+        assert model is not None
+        probabilities = predict_probabilities(model, val_records, loader, training.batch_size)
+        logs.update(validation_logs(probabilities, val_labels))
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        for key, value in logs.items():
+            history.setdefault(key, []).append(float(value))
+        value = float(logs.get(training.monitor, math.nan))
+        if _improved(training.monitor, value, best_value) or best_epoch < 0:
+            best_epoch, best_value = epoch, value
+            atomic.write_with(run_dir / BEST_MODEL, model.save, suffix=".keras")
+        atomic.write_with(run_dir / LAST_CHECKPOINT, model.save, suffix=".keras")
+        _write_history(run_dir, history)
+        patience = training.early_stopping
+        stop = patience is not None and epoch - best_epoch >= patience
+        stopped["early"] = stop
+        if training.max_minutes is not None:
+            elapsed = time.perf_counter() - started
+            if elapsed * (epochs_this_call + 1) / epochs_this_call > training.max_minutes * 60:
+                _say_budget(training.max_minutes, epoch + 1)
+                stop_for_budget["now"] = True
+        atomic.write_json(
+            run_dir / STATE,
+            {
+                "epochs_done": epoch + 1,
+                "best_epoch": best_epoch,
+                "best_value": best_value,
+                "monitor": training.monitor,
+                "stopped_early": stop,
+                "history": history,
+            },
+        )
+        return stop or stop_for_budget["now"]
+
+    stop_for_budget = {"now": False}
+    callbacks: list[Any] = [_EpochEnd.make(on_epoch_end), *extra_callbacks]
+    if training.schedule == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=training.monitor,
+                mode="min" if training.monitor == "val_loss" else "max",
+                factor=0.5,
+                patience=max(2, (training.early_stopping or 4) // 2),
+            )
+        )
+    if first_epoch < training.epochs:
+        model.fit(
+            stream.dataset,
+            epochs=training.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=stream.steps_per_epoch,
+            class_weight=dict(plan.class_weight) if plan.class_weight else None,
+            callbacks=callbacks,
+            verbose=training.verbose,
+        )
+    epochs_done = len(next(iter(history.values()), []))
+    return FitResult(history, epochs_done, best_epoch, best_value, stopped["early"])
