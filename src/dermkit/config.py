@@ -39,14 +39,15 @@ def _from_json(value: Any) -> Any:
 
 def component_config(component: object) -> dict[str, Any]:
     """``{"name": <registry name>, <option>: <value>, ...}`` for an attrs component."""
-    if not attrs.has(type(component)):
+    cls = type(component)
+    if not attrs.has(cls):
         raise ConfigError(
             f"{type(component).__name__} is not an attrs class, so its options cannot be saved",
             hint="define plugin components with @attrs.frozen and options as fields",
         )
     options = {
         field.name: _jsonable(getattr(component, field.name))
-        for field in attrs.fields(type(component))
+        for field in attrs.fields(cls)
         if field.init
     }
     return {"name": plugins.component_name(component), **options}

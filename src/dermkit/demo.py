@@ -34,7 +34,7 @@ def _skin(rng: np.random.Generator, size: int) -> np.ndarray:
     tone = np.array([rng.uniform(200, 240), rng.uniform(160, 200), rng.uniform(140, 180)])
     image = np.ones((size, size, 3)) * tone
     image += rng.normal(0, 6, (size, size, 1))
-    return image
+    return np.asarray(image, dtype=np.float64)
 
 
 def _blob_mask(rng: np.random.Generator, size: int, irregular: float) -> np.ndarray:
@@ -51,11 +51,13 @@ def _blob_mask(rng: np.random.Generator, size: int, irregular: float) -> np.ndar
     ).astype(np.int32)
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [points], 255)
-    return cv2.GaussianBlur(mask, (0, 0), size * 0.02).astype(np.float64) / 255.0
+    blurred = cv2.GaussianBlur(mask, (0, 0), size * 0.02)
+    return np.asarray(blurred, dtype=np.float64) / 255.0
 
 
 def _paint(image: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    return image * (1 - mask[..., None]) + colour * mask[..., None]
+    painted: np.ndarray = image * (1 - mask[..., None]) + colour * mask[..., None]
+    return painted
 
 
 def _round_brown(rng: np.random.Generator, size: int) -> np.ndarray:

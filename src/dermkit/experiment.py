@@ -56,7 +56,8 @@ def _as_dataset(value: Dataset | str | Path) -> Dataset:
     if isinstance(value, (str, Path)):
         from dermkit.data.open import open_dataset
 
-        return open_dataset(value)
+        dataset: Dataset = open_dataset(value)
+        return dataset
     return value
 
 
@@ -67,7 +68,8 @@ def _as_balancers(value: Balancer | Sequence[Balancer] | None) -> tuple[Balancer
         return tuple(build_component("balancers", v) if isinstance(v, str) else v for v in value)
     if isinstance(value, str):
         return (build_component("balancers", value),)
-    return (value,)  # type: ignore[return-value]
+    single: Balancer = value  # type: ignore[assignment]
+    return (single,)
 
 
 def _as_model(value: ModelFactory | str) -> ModelFactory:
@@ -145,14 +147,14 @@ class Experiment:
     ``cache_dir`` is the decoded-image cache (``None``: default location; ``""``: off).
     """
 
-    data: Dataset | str | Path = attrs.field(converter=_as_dataset)
-    split: Splitter | str | None = attrs.field(default=None, converter=_as_splitter)
-    model: ModelFactory | str = attrs.field(default="lfn", converter=_as_model)
-    balancer: Balancer | Sequence[Balancer] | None = attrs.field(
-        default=None, converter=_as_balancers
-    )
+    data: Dataset = attrs.field(converter=_as_dataset)
+    split: Splitter = attrs.field(default=None, converter=_as_splitter)
+    model: ModelFactory = attrs.field(factory=lambda: _as_model("lfn"), converter=_as_model)
+    balancer: tuple[Balancer, ...] = attrs.field(default=None, converter=_as_balancers)
     training: Training = attrs.field(factory=Training)
-    evaluator: Evaluator | str = attrs.field(default="standard", converter=_as_evaluator)
+    evaluator: Evaluator = attrs.field(
+        factory=lambda: _as_evaluator("standard"), converter=_as_evaluator
+    )
     image_size: int | None = None
     resize_mode: str = "squash"
     interpolation: str = "lanczos4"
@@ -163,7 +165,7 @@ class Experiment:
     # ----------------------------------------------------------------- config
     @property
     def balancers(self) -> tuple[Balancer, ...]:
-        return self.balancer  # type: ignore[return-value]
+        return self.balancer
 
     def to_config(self) -> dict[str, Any]:
         return {
@@ -222,7 +224,7 @@ class Experiment:
     # ----------------------------------------------------------------- pieces
     @property
     def input_size(self) -> int:
-        return self.image_size or self.model.default_input_size  # type: ignore[union-attr]
+        return self.image_size or self.model.default_input_size
 
     def image_loader(self) -> Any:
         from dermkit.data.cache import ImageCache
@@ -230,16 +232,18 @@ class Experiment:
         from dermkit.data.pipeline import ImageLoader
 
         settings = ImageSettings(
-            size=self.input_size, resize_mode=self.resize_mode, interpolation=self.interpolation
+            size=self.input_size,
+            resize_mode=self.resize_mode,  # type: ignore[arg-type]  # validated by ImageSettings
+            interpolation=self.interpolation,  # type: ignore[arg-type]
         )
-        cache = None if self.cache_dir == "" else ImageCache.at(self.cache_dir, settings)
+        cache = None if self.cache_dir == "" else ImageCache(self.cache_dir)
         return ImageLoader(settings, cache)
 
     def load_data(self) -> LoadedDataset:
-        return self.data.load(strict=self.strict)  # type: ignore[union-attr]
+        return self.data.load(strict=self.strict)
 
     def make_split(self, records: Sequence[Record], classes: ClassIndex) -> Split:
-        return self.split.split(records, classes)  # type: ignore[union-attr]
+        return self.split.split(records, classes)
 
     def make_plan(self, train: Sequence[Record], classes: ClassIndex) -> TrainingPlan:
         plan = TrainingPlan(records=tuple(train))
@@ -309,7 +313,7 @@ class Experiment:
             keras.utils.set_random_seed(self.training.seed)
             result = trainer.fit(
                 None,
-                lambda: factory.build(len(classes), size),  # type: ignore[union-attr]
+                lambda: factory.build(len(classes), size),
                 plan,
                 split.val,
                 loader,
@@ -347,7 +351,13 @@ class Experiment:
                 continue
             probabilities = predict_probabilities(model, records, loader, self.training.batch_size)
             np.save(run_dir / f"probabilities_{part}.npy", probabilities)
-            report = self.evaluator.evaluate(probabilities, records, classes)  # type: ignore[union-attr]
+            if part == "val":
+                # Fitted on validation only; `evaluate`/`predict --calibrated` apply it.
+                from dermkit.evaluation.calibration import TemperatureScaling
+
+                labels = np.asarray([r.label for r in records])
+                TemperatureScaling.fit(probabilities, labels).save(run_dir / "temperature.json")
+            report = self.evaluator.evaluate(probabilities, records, classes)
             context = RunContext(
                 config=self.to_config(),
                 part=part,

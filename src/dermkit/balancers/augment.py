@@ -8,6 +8,7 @@ on validation or test data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -18,6 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
 RECIPES: tuple[str, ...] = ("flip", "rotate90", "zoom", "color")
+
+
+def _to_recipes(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def _known_recipes(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
@@ -36,7 +41,7 @@ class Augment:
 
     name: ClassVar[str] = "augment"
     recipes: tuple[str, ...] = attrs.field(
-        default=RECIPES, converter=tuple, validator=_known_recipes
+        default=RECIPES, converter=_to_recipes, validator=_known_recipes
     )
     strength: float = attrs.field(default=1.0, validator=attrs.validators.gt(0.0))
 
