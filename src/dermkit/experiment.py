@@ -97,6 +97,10 @@ def _as_splitter(value: Splitter | str | None) -> Splitter:
     return value
 
 
+MIN_GROUPS_PER_CLASS = 3
+"""Groups per class a limited subsample keeps (where available): one per split part."""
+
+
 def limit_records(records: Sequence[Record], limit: int | None, seed: int) -> tuple[Record, ...]:
     """A seeded subsample of about ``limit`` records that keeps whole groups and every class.
 
@@ -115,10 +119,12 @@ def limit_records(records: Sequence[Record], limit: int | None, seed: int) -> tu
         groups = groups_by_label[label]
         names = sorted(groups)
         share = sum(len(g) for g in groups.values()) / len(records)
-        target = max(3, int(round(limit * share)))
+        target = max(MIN_GROUPS_PER_CLASS, round(limit * share))
         taken = 0
-        for index in rng.permutation(len(names)):
-            if taken >= target:
+        for count, index in enumerate(rng.permutation(len(names))):
+            # Count groups as well as images: lesions with several images could
+            # otherwise reach the image target with fewer groups than the split needs.
+            if taken >= target and count >= MIN_GROUPS_PER_CLASS:
                 break
             members = groups[names[index]]
             kept.extend(members)
@@ -371,6 +377,7 @@ class Experiment:
             )
             report.write(run_dir / f"report_{part}", context=context)
             metrics[part] = report.headline()
+            _say(f"dermkit: {part}: {report.summary_line()}")
         epoch_seconds = history.get("epoch_seconds", [])
         summary = {
             "epochs": len(epoch_seconds),
@@ -379,11 +386,6 @@ class Experiment:
             **metrics,
         }
         atomic.write_json(run_dir / "summary.json", summary)
-        for part, figures in metrics.items():
-            shown = ", ".join(
-                f"{k} {v:.3f}" for k, v in figures.items() if isinstance(v, float)
-            )
-            _say(f"dermkit: {part}: {shown}")
         return summary
 
 

@@ -84,6 +84,9 @@ def training_stream(
     images = image_dataset(paths, loader)
     dataset = tf.data.Dataset.zip((images, tf.data.Dataset.from_tensor_slices(labels)))
     dataset = dataset.batch(batch_size, drop_remainder=True)
+    # The decoder works on chunks, which hides the length from tf.data; state it, so
+    # Keras neither warns about running out of data nor over-reads at epoch ends.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(order) // batch_size))
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), y))
     if plan.augmentations:
         augment = build_augmenter(plan.augmentations, plan.augment_strength, seed + first_epoch)
@@ -100,6 +103,10 @@ def evaluation_stream(
     from dermkit.data.pipeline import image_dataset
 
     images = image_dataset([str(r.path) for r in records], loader)
+    batches = -(-len(records) // batch_size)
     return (
-        images.batch(batch_size).map(lambda x: tf.cast(x, tf.float32)).prefetch(tf.data.AUTOTUNE)
+        images.batch(batch_size)
+        .apply(tf.data.experimental.assert_cardinality(batches))
+        .map(lambda x: tf.cast(x, tf.float32))
+        .prefetch(tf.data.AUTOTUNE)
     )

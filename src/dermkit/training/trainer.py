@@ -269,6 +269,7 @@ def fit(
             steps_per_epoch=stream.steps_per_epoch,
             class_weight=dict(plan.class_weight) if plan.class_weight else None,
             callbacks=callbacks,
+            shuffle=False,  # the stream is already in its seeded per-epoch order
             verbose=training.verbose,
         )
     epochs_done = len(next(iter(history.values()), []))

@@ -1,0 +1,328 @@
+"""A finished run folder, loaded back for prediction: model, classes, image settings.
+
+``dermkit train`` leaves everything a later prediction needs in the run folder: the
+best model (``model.keras``, loaded in Keras' safe mode, so no pickled code runs), the
+class index (``classes.json``), the image settings the model was trained with
+(``config.json``) and a temperature fitted on the validation part
+(``temperature.json``). :func:`load_run` reads them together, so that ``evaluate``,
+``predict`` and notebooks resize images exactly as training did and name the output
+columns correctly::
+
+    run = load_run("runs/lfn")
+    probabilities = run.predict(["lesion.jpg"], tta=True, calibrated=True)
+    dict(zip(run.classes, probabilities[0]))
+
+TensorFlow is imported only when the model is loaded or used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from dermkit.core import ClassIndex, Record
+from dermkit.errors import ConfigError, DataError, DermkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dermkit.data.images import ImageSettings
+    from dermkit.data.loader import ImageLoader
+    from dermkit.evaluation.calibration import TemperatureScaling
+
+CONFIG_FILE = "config.json"
+CLASSES_FILE = "classes.json"
+MODEL_FILE = "model.keras"
+TEMPERATURE_FILE = "temperature.json"
+
+PathOrRecord = Record | str | os.PathLike[str]
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{what} is not valid JSON: {error}", where=str(path)) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read {what}: {error.strerror or error}", where=str(path)
+        ) from None
+
+
+def _require(run_dir: Path, name: str, message: str, hint: str) -> Path:
+    path = run_dir / name
+    if not path.is_file():
+        raise ConfigError(f"no {name}: {message}", where=str(run_dir), hint=hint)
+    return path
+
+
+def _image_settings(config: Mapping[str, Any], run_dir: Path) -> ImageSettings:
+    """The run's image settings; an unset size is the model factory's default input size."""
+    from dermkit.config import build_component
+    from dermkit.data.images import ImageSettings
+
+    image = config.get("image") or {}
+    if not isinstance(image, Mapping):
+        raise ConfigError("config.json: 'image' is not an object", where=str(run_dir))
+    size = image.get("size")
+    if size is None:
+        if "model" not in config:
+            raise ConfigError(
+                "config.json names neither an image size nor a model",
+                where=str(run_dir / CONFIG_FILE),
+                hint="is this a dermkit run folder?",
+            )
+        size = int(build_component("models", config["model"]).default_input_size)
+    options = {k: v for k, v in image.items() if k != "size" and v is not None}
+    try:
+        return ImageSettings.from_config({"size": int(size), **options})
+    except DermkitError as error:
+        raise ConfigError(
+            error.message, where=str(run_dir / CONFIG_FILE), hint=error.hint
+        ) from None
+
+
+def _model_input_size(model: Any) -> tuple[int | None, int | None]:
+    try:
+        shape = tuple(model.input_shape)
+    except (AttributeError, ValueError):  # pragma: no cover - every dermkit model has one
+        return None, None
+    if len(shape) != 4:
+        return None, None
+    return shape[1], shape[2]
+
+
+def _load_model(path: Path) -> Any:
+    """The model, in Keras safe mode, with dermkit's custom layers registered first."""
+    from dermkit.models import load_model
+
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            "model.keras is not a Keras archive (the file is damaged or cut short)",
+            where=str(path),
+            hint="copy the run folder again from where it was trained",
+        )
+    return load_model(path, compile=False)
+
+
+@attrs.frozen
+class LoadedRun:
+    """A finished run, ready to predict: what :func:`load_run` returns.
+
+    ``model`` is the best epoch's Keras model; ``temperature`` is ``None`` when the run
+    had no validation part to fit it on.
+    """
+
+    run_dir: Path
+    config: Mapping[str, Any]
+    classes: ClassIndex
+    settings: ImageSettings
+    model: Any
+    temperature: TemperatureScaling | None = None
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.resolve().name or str(self.run_dir)
+
+    def loader(self, *, cache: bool = True) -> ImageLoader:
+        """An image loader that resizes as training did, with the decoded-image cache.
+
+        The cache is the run's own ``cache_dir`` when it named one, else the default
+        one (``$DERMKIT_CACHE``); ``cache=False`` turns it off.
+        """
+        from dermkit.data.cache import ImageCache
+        from dermkit.data.loader import ImageLoader
+
+        if not cache:
+            return ImageLoader(self.settings, None)
+        folder = self.config.get("cache_dir")
+        return ImageLoader(self.settings, ImageCache(folder or None))
+
+    def scaler(self) -> TemperatureScaling:
+        """The fitted temperature, or a :class:`ConfigError` saying why there is none."""
+        if self.temperature is None:
+            raise ConfigError(
+                f"no {TEMPERATURE_FILE}: this run has no fitted temperature",
+                where=str(self.run_dir),
+                hint="it is fitted on the validation part when training ends; "
+                "drop --calibrated, or train with a validation part",
+            )
+        return self.temperature
+
+    def predict(
+        self,
+        items: Sequence[PathOrRecord],
+        *,
+        tta: bool | str = False,
+        calibrated: bool = False,
+        batch_size: int = 32,
+        loader: ImageLoader | None = None,
+    ) -> np.ndarray:
+        """Class probabilities ``(len(items), len(classes))``, rows in input order.
+
+        ``items`` are image paths or records. Images go through the same ``tf.data``
+        pipeline as in training, in batches of ``batch_size``. ``tta`` averages over
+        the eight flips and right-angle turns (or a preset name of
+        :data:`dermkit.evaluation.tta.PRESETS`); ``calibrated`` applies the run's
+        temperature. A bad image raises a :class:`DataError` that names it.
+        """
+        if batch_size < 1:
+            raise ConfigError(
+                f"batch size must be at least 1, got {batch_size}", where="batch_size"
+            )
+        scaler = self.scaler() if calibrated else None
+        if not items:
+            return np.zeros((0, len(self.classes)), dtype=np.float64)
+        from dermkit.data.pipeline import surface_data_errors
+        from dermkit.training.stream import evaluation_stream
+
+        records = [
+            item if isinstance(item, Record) else Record(path=os.fspath(item), label=0, group="")
+            for item in items
+        ]
+        stream = evaluation_stream(records, loader or self.loader(), batch_size=batch_size)
+        with surface_data_errors():
+            if tta:
+                from dermkit.evaluation.tta import predict_tta
+
+                preset = tta if isinstance(tta, str) else "dihedral"
+                probabilities = predict_tta(self.model, stream, preset, batch_size=batch_size)
+            else:
+                probabilities = np.asarray(self.model.predict(stream, verbose=0), np.float64)
+        if probabilities.shape != (len(records), len(self.classes)):
+            raise DataError(  # pragma: no cover - a model/classes mismatch is caught at load
+                f"the model returned {probabilities.shape} for {len(records)} images "
+                f"of {len(self.classes)} classes",
+                where=str(self.run_dir / MODEL_FILE),
+            )
+        if scaler is not None:
+            probabilities = scaler.apply(probabilities)
+        return probabilities
+
+    def predict_images(
+        self,
+        images: np.ndarray,
+        *,
+        tta: bool | str = False,
+        calibrated: bool = False,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Like :meth:`predict`, for images already loaded: ``(n, size, size, 3)`` RGB.
+
+        For callers that decode images themselves, e.g. to skip unreadable files one
+        by one instead of stopping a whole ``tf.data`` stream at the first of them.
+        """
+        if batch_size < 1:
+            raise ConfigError(
+                f"batch size must be at least 1, got {batch_size}", where="batch_size"
+            )
+        scaler = self.scaler() if calibrated else None
+        batch = np.asarray(images, dtype=np.float32)
+        if batch.ndim != 4 or batch.shape[1:] != self.settings.shape:
+            raise DataError(
+                f"expected images shaped (n, {self.settings.size}, {self.settings.size}, 3), "
+                f"got {batch.shape}",
+                where="images",
+                hint="load them with LoadedRun.images() or LoadedRun.loader()",
+            )
+        if batch.shape[0] == 0:
+            return np.zeros((0, len(self.classes)), dtype=np.float64)
+        if tta:
+            from dermkit.evaluation.tta import predict_tta
+
+            preset = tta if isinstance(tta, str) else "dihedral"
+            probabilities = predict_tta(self.model, batch, preset, batch_size=batch_size)
+        else:
+            probabilities = np.asarray(
+                self.model.predict(batch, batch_size=batch_size, verbose=0), np.float64
+            )
+        return scaler.apply(probabilities) if scaler is not None else probabilities
+
+    def images(
+        self, items: Sequence[PathOrRecord], loader: ImageLoader | None = None
+    ) -> np.ndarray:
+        """The images exactly as the model sees them: ``(n, size, size, 3)`` uint8."""
+        load = loader or self.loader()
+        paths = [item.path if isinstance(item, Record) else Path(item) for item in items]
+        return load.load_batch(paths)
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
+    """Read a finished run folder; a :class:`ConfigError` names what is missing.
+
+    A folder whose training never finished an epoch has no ``model.keras`` yet; the
+    error says how to resume it.
+    """
+    folder = Path(run_dir)
+    if not folder.exists():
+        raise ConfigError("no such run folder", where=str(folder), hint="check the path")
+    if not folder.is_dir():
+        raise ConfigError(
+            "not a folder", where=str(folder), hint="pass the folder `dermkit train --out` wrote"
+        )
+    config_path = _require(
+        folder,
+        CONFIG_FILE,
+        "this is not a dermkit run folder",
+        "pass the folder that `dermkit train --out` wrote",
+    )
+    config = _read_json(config_path, CONFIG_FILE)
+    if not isinstance(config, Mapping):
+        raise ConfigError("config.json does not hold a JSON object", where=str(config_path))
+    classes_path = _require(
+        folder,
+        CLASSES_FILE,
+        "the run stopped before it loaded its data",
+        f"resume it with `dermkit train --data ... --out {folder} --resume`",
+    )
+    names = _read_json(classes_path, CLASSES_FILE)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("classes.json is not a list of class names", where=str(classes_path))
+    try:
+        classes = ClassIndex(names)
+    except DataError as error:
+        raise ConfigError(error.message, where=str(classes_path)) from None
+    model_path = _require(
+        folder,
+        MODEL_FILE,
+        "the run did not finish an epoch",
+        f"resume it with `dermkit train --data ... --out {folder} --resume`",
+    )
+    settings = _image_settings(config, folder)
+    model = _load_model(model_path)
+    outputs = int(model.output_shape[-1])
+    if outputs != len(classes):
+        raise ConfigError(
+            f"the model predicts {outputs} classes but classes.json lists {len(classes)}",
+            where=str(folder),
+            hint="the run folder was mixed up with another run's files",
+        )
+    height, width = _model_input_size(model)
+    if (height, width) != (None, None) and (height, width) != (settings.size, settings.size):
+        raise ConfigError(
+            f"the model takes {height}x{width} images but config.json says {settings.size}",
+            where=str(folder),
+            hint="the run folder was mixed up with another run's files",
+        )
+    temperature = None
+    temperature_path = folder / TEMPERATURE_FILE
+    if temperature_path.is_file():
+        from dermkit.evaluation.calibration import TemperatureScaling
+
+        try:
+            temperature = TemperatureScaling.load(temperature_path)
+        except DataError as error:
+            raise ConfigError(error.message, where=error.where, hint=error.hint) from None
+    return LoadedRun(
+        run_dir=folder,
+        config=config,
+        classes=classes,
+        settings=settings,
+        model=model,
+        temperature=temperature,
+    )
