@@ -24,9 +24,14 @@ def fresh_registry() -> Iterator[None]:
 def install_entry_point_plugin(
     site: Path, dist: str, module: str, source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Write a real installed distribution (a .dist-info with entry_points.txt) into ``site``."""
+    """Write a real installed distribution (a .dist-info with entry_points.txt) into ``site``.
+
+    The folder is named as wheels name it (``dermkit_flip_only-1.2.3.dist-info``):
+    importlib.metadata takes the name up to the first hyphen, so a hyphenated name would
+    read as a second "dermkit" and be dropped as a duplicate.
+    """
     (site / f"{module}.py").write_text(textwrap.dedent(source))
-    info = site / f"{dist}-1.2.3.dist-info"
+    info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
     (info / "entry_points.txt").write_text(f"[dermkit]\n{module} = {module}\n")
