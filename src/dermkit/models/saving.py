@@ -1,0 +1,75 @@
+"""Loading saved dermkit models safely.
+
+Keras only resolves custom layers that are registered in the running process, and it
+never imports a non-Keras module named in a saved file (that is part of what safe mode
+means). :func:`load_model` therefore imports the preprocessing layers first and then
+loads with ``safe_mode=True``, so no pickled Python code ever runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from dermkit.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+
+def register_layers() -> None:
+    """Register dermkit's custom layers with Keras (importing TensorFlow if needed)."""
+    from dermkit.models import preprocessing  # noqa: F401  (registration is the import)
+
+
+def _register_after_import(_: ModuleType) -> None:
+    try:
+        register_layers()
+    except Exception as error:  # never break the user's own `import keras`
+        warnings.warn(
+            f"dermkit could not register its Keras layers: {type(error).__name__}: {error}; "
+            "call dermkit.models.register_layers() before loading a dermkit model",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+def register_layers_with_keras() -> None:
+    """Register the layers now if Keras is loaded, else as soon as it is, without importing it.
+
+    Uses wrapt's post-import hooks (wrapt comes with TensorFlow). Without wrapt, the
+    layers are registered when a model is built or :func:`load_model` is called.
+    """
+    if "keras" in sys.modules:
+        register_layers()
+        return
+    try:
+        import wrapt
+    except ImportError:  # pragma: no cover - TensorFlow depends on wrapt
+        return
+    wrapt.register_post_import_hook(_register_after_import, "keras")
+
+
+def load_model(path: str | Path, *, compile: bool = True) -> keras.Model:
+    """Load a ``.keras`` file saved from a dermkit model, in Keras safe mode."""
+    import keras
+
+    from dermkit.models.preprocessing import CUSTOM_OBJECTS
+
+    source = Path(path)
+    if not source.is_file():
+        raise DataError(f"model file {str(source)!r} does not exist", where=str(source))
+    try:
+        model: keras.Model = keras.models.load_model(
+            source, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
+        )
+    except Exception as error:
+        raise DataError(
+            f"could not load the model: {type(error).__name__}: {error}",
+            where=str(source),
+            hint="the file must be a .keras archive saved from a dermkit model",
+        ) from error
+    return model
