@@ -103,7 +103,7 @@ def tiny_experiment(data: Path, model: Any, size: int, **training: Any) -> Any:
 @pytest.mark.parametrize(
     ("name", "options", "size"),
     [
-        ("lfn", {}, 32),
+        ("lfn", {"dense": (16,)}, 64),
         ("resnet50", {"weights": None, "trainable_layers": 4, "dense": (16,)}, 32),
         ("inception_v3", {"weights": None, "dense": (16,), "dropout": 0.3}, 75),
     ],
@@ -174,7 +174,7 @@ def test_a_stopped_run_resumes_without_gaps_or_repeats(
 
     monkeypatch.setattr(trainer._EpochEnd, "make", staticmethod(crash_after_first_epoch))
     with pytest.raises(_Interrupt):
-        tiny_experiment(tiny_data, LFN(), 32, epochs=3).run(run)
+        tiny_experiment(tiny_data, LFN(dense=(16,)), 64, epochs=3).run(run)
     monkeypatch.setattr(trainer._EpochEnd, "make", staticmethod(original))
 
     state = json.loads((run / "state.json").read_text())
@@ -183,9 +183,9 @@ def test_a_stopped_run_resumes_without_gaps_or_repeats(
     assert optimizer_steps_before > 0
 
     with pytest.raises(ConfigError, match="already holds a dermkit run"):
-        tiny_experiment(tiny_data, LFN(), 32, epochs=3).run(run)
+        tiny_experiment(tiny_data, LFN(dense=(16,)), 64, epochs=3).run(run)
 
-    result = tiny_experiment(tiny_data, LFN(), 32, epochs=3).run(run, resume=True)
+    result = tiny_experiment(tiny_data, LFN(dense=(16,)), 64, epochs=3).run(run, resume=True)
     assert len(result.history["loss"]) == 3
     history = json.loads((run / "history.json").read_text())
     assert all(len(values) == 3 for values in history.values())
