@@ -46,7 +46,7 @@ def test_builtins_are_registered_through_the_hooks() -> None:
 
 
 def test_unknown_name_lists_choices() -> None:
-    with pytest.raises(PluginError, match="no balancer named 'nope'.*class_weights"):
+    with pytest.raises(PluginError, match=r"no balancer named 'nope'.*class_weights"):
         plugins.lookup("balancers", "nope")
     with pytest.raises(PluginError, match="unknown plugin kind"):
         plugins.provided("gizmos")
@@ -115,7 +115,9 @@ def test_a_name_claimed_twice_names_both_plugins(
     with pytest.raises(PluginError) as caught:
         plugins.lookup("balancers", "class_weights")
     message = str(caught.value)
-    assert "dermkit.balancers.plugin" in message and "dermkit-evil-twin:dermkit_evil_twin" in message
+    assert (
+        "dermkit.balancers.plugin" in message and "dermkit-evil-twin:dermkit_evil_twin" in message
+    )
     # other kinds are unaffected
     assert "standard" in plugins.provided("evaluators")
 
@@ -124,7 +126,11 @@ def test_broken_plugins_warn_and_the_rest_keeps_working(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_entry_point_plugin(
-        tmp_path, "dermkit-bad-import", "dermkit_bad_import", "raise RuntimeError('boom')\n", monkeypatch
+        tmp_path,
+        "dermkit-bad-import",
+        "dermkit_bad_import",
+        "raise RuntimeError('boom')\n",
+        monkeypatch,
     )
     install_entry_point_plugin(
         tmp_path,

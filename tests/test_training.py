@@ -123,8 +123,17 @@ def test_each_model_trains_saves_and_reloads_identically(
     run = tmp_path / name
     result = experiment.run(run)
 
-    for artifact in ("config.json", "classes.json", "split.csv", "history.csv", "history.json",
-                     "model.keras", "problems.json", "plan.json", "summary.json"):
+    for artifact in (
+        "config.json",
+        "classes.json",
+        "split.csv",
+        "history.csv",
+        "history.json",
+        "model.keras",
+        "problems.json",
+        "plan.json",
+        "summary.json",
+    ):
         assert (run / artifact).exists(), artifact
     assert len(result.history["loss"]) == 1
     assert 0.0 <= result.metrics["val"]["balanced_accuracy"] <= 1.0

@@ -38,18 +38,19 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 
 def write_text(target: str | Path, text: str) -> None:
-    with atomic_path(target) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def write_with(target: str | Path, writer: Callable[[Path], None], suffix: str | None = None) -> None:
+def write_with(
+    target: str | Path, writer: Callable[[Path], None], suffix: str | None = None
+) -> None:
     """Let ``writer`` fill a temporary path, then move it onto ``target``."""
     with atomic_path(target, suffix=suffix) as tmp:
         writer(tmp)

@@ -46,7 +46,10 @@ def _blob_mask(rng: np.random.Generator, size: int, irregular: float) -> np.ndar
     wobble = 1 + irregular * rng.uniform(-1, 1, 48)
     wobble = np.convolve(np.r_[wobble[-3:], wobble, wobble[:3]], np.ones(3) / 3, "same")[3:-3]
     points = np.stack(
-        [centre[0] + radius * wobble * np.cos(angles), centre[1] + radius * wobble * np.sin(angles)],
+        [
+            centre[0] + radius * wobble * np.cos(angles),
+            centre[1] + radius * wobble * np.sin(angles),
+        ],
         axis=1,
     ).astype(np.int32)
     mask = np.zeros((size, size), np.uint8)
@@ -96,7 +99,9 @@ PAINTERS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
 }
 
 
-def make_demo_dataset(root: str | Path, *, size: int = 64, seed: int = 0, scale: float = 1.0) -> Path:
+def make_demo_dataset(
+    root: str | Path, *, size: int = 64, seed: int = 0, scale: float = 1.0
+) -> Path:
     """Write the synthetic dataset as one folder per class (PNG files) under ``root``.
 
     ``scale`` multiplies every class's image count (tests use a small fraction).
@@ -110,7 +115,7 @@ def make_demo_dataset(root: str | Path, *, size: int = 64, seed: int = 0, scale:
     for name, count in DEMO_CLASSES.items():
         folder = root / name
         folder.mkdir(exist_ok=True)
-        for i in range(max(3, int(round(count * scale)))):
+        for i in range(max(3, round(count * scale))):
             image = PAINTERS[name](rng, size)
             image = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"{name}-{i:04d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

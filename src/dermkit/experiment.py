@@ -301,7 +301,8 @@ class Experiment:
             split = self.make_split(records, classes)
             write_split_manifest(split, classes, manifest)
         _say(
-            f"dermkit: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test images"
+            f"dermkit: {len(split.train)} train / {len(split.val)} val / "
+            f"{len(split.test)} test images"
         )
 
         plan = self.make_plan(split.train, classes)

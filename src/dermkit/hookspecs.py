@@ -41,7 +41,7 @@ def dermkit_splitters() -> Factories:  # type: ignore[empty-body]
 
 @hookspec
 def dermkit_models() -> Factories:  # type: ignore[empty-body]
-    """Model factories: ``name -> class(**options)`` implementing :class:`dermkit.core.ModelFactory`."""
+    """Model factories: ``name -> class(**options)``, each a :class:`dermkit.core.ModelFactory`."""
 
 
 @hookspec

@@ -58,7 +58,9 @@ _versions: dict[str, str] = {}
 
 
 def _warn_broken(plugin: str, error: BaseException) -> None:
-    message = f"dermkit plugin {plugin!r} is broken and was skipped: {type(error).__name__}: {error}"
+    message = (
+        f"dermkit plugin {plugin!r} is broken and was skipped: {type(error).__name__}: {error}"
+    )
     _broken[plugin] = f"{type(error).__name__}: {error}"
     warnings.warn(message, PluginWarning, stacklevel=3)
 
@@ -138,7 +140,9 @@ def unregister(name: str) -> None:
 
 def _check_kind(kind: str) -> None:
     if kind not in hookspecs.KINDS:
-        raise PluginError(f"unknown plugin kind {kind!r}", hint=f"use one of {', '.join(hookspecs.KINDS)}")
+        raise PluginError(
+            f"unknown plugin kind {kind!r}", hint=f"use one of {', '.join(hookspecs.KINDS)}"
+        )
 
 
 def provided(kind: str) -> dict[str, Provided]:
@@ -181,7 +185,7 @@ def broken() -> dict[str, str]:
 
 
 def lookup(kind: str, name: str) -> Callable[..., Any]:
-    """The factory registered as ``name`` for ``kind``, or a :class:`PluginError` listing choices."""
+    """The factory registered as ``name`` for ``kind``; a :class:`PluginError` lists choices."""
     items = provided(kind)
     if name not in items:
         choices = ", ".join(sorted(items)) or "none"

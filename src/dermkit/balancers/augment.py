@@ -67,7 +67,9 @@ def build_augmenter(recipes: tuple[str, ...], strength: float, seed: int) -> Any
         layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed))
     if "zoom" in recipes:
         factor = min(0.5, 0.1 * strength)
-        layers.append(keras.layers.RandomZoom((-factor, factor), fill_mode="reflect", seed=seed + 1))
+        layers.append(
+            keras.layers.RandomZoom((-factor, factor), fill_mode="reflect", seed=seed + 1)
+        )
     if "color" in recipes:
         layers.append(
             keras_cv.layers.RandomColorJitter(

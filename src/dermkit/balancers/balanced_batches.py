@@ -30,7 +30,10 @@ class BalancedBatches:
     def apply(self, plan: TrainingPlan, context: BalanceContext) -> TrainingPlan:
         steps = self.steps_per_epoch or max(1, -(-len(plan.records) // context.batch_size))
         per_class = context.batch_size / max(1, len({r.label for r in plan.records}))
-        note = f"balanced_batches: {steps} steps/epoch, about {per_class:.1f} images per class per batch"
+        note = (
+            f"balanced_batches: {steps} steps/epoch, "
+            f"about {per_class:.1f} images per class per batch"
+        )
         return attrs.evolve(
             plan, sampling="balanced", steps_per_epoch=steps, notes=(*plan.notes, note)
         )

@@ -34,7 +34,7 @@ class Oversample:
         for record in plan.records:
             by_class.setdefault(record.label, []).append(record)
         largest = max((len(v) for v in by_class.values()), default=0)
-        target = int(round(largest * self.ratio))
+        target = round(largest * self.ratio)
         added: list[Record] = []
         changes: list[str] = []
         for label in sorted(by_class):

@@ -19,7 +19,12 @@ def run(args: argparse.Namespace) -> int:
     available = plugins.available()
     broken = plugins.broken()
     if args.json:
-        print(json.dumps({"components": available, "broken": broken, "plugins": plugins.plugin_info()}, indent=2))
+        print(
+            json.dumps(
+                {"components": available, "broken": broken, "plugins": plugins.plugin_info()},
+                indent=2,
+            )
+        )
         return 0
     for kind, names in available.items():
         print(f"{kind}:")

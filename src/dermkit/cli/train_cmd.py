@@ -45,13 +45,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument(
-        "--optimizer", default="adam", choices=("adam", "adamax", "sgd", "adamw")
-    )
+    parser.add_argument("--optimizer", default="adam", choices=("adam", "adamax", "sgd", "adamw"))
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    parser.add_argument(
-        "--schedule", default="constant", choices=("constant", "cosine", "plateau")
-    )
+    parser.add_argument("--schedule", default="constant", choices=("constant", "cosine", "plateau"))
     parser.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
     parser.add_argument("--image-size", type=int, default=None, help="default: the model's")
     parser.add_argument("--val", type=float, default=0.15, help="validation fraction")
@@ -65,7 +61,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_option_value(text: str) -> Any:
-    """``512`` -> 512, ``0.5`` -> 0.5, ``512,512`` -> (512, 512), ``none`` -> None, ``true`` -> True."""
+    """Parse a command-line option value.
+
+    ``512`` -> 512, ``0.5`` -> 0.5, ``512,512`` -> (512, 512), ``none`` -> None,
+    ``true`` -> True; anything else stays a string.
+    """
     lowered = text.strip().lower()
     if lowered in ("none", "null"):
         return None

@@ -68,7 +68,7 @@ def training_stream(
     first_epoch: int,
     epochs: int,
 ) -> Stream:
-    """Batches of (float32 images in [0, 255], int32 labels) for epochs ``first_epoch..epochs-1``."""
+    """Batches of (float32 images in [0, 255], int32 labels), epochs ``first_epoch..epochs-1``."""
     import tensorflow as tf
 
     from dermkit.balancers.augment import build_augmenter

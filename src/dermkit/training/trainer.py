@@ -188,13 +188,13 @@ def fit(
         history = {k: list(v) for k, v in state["history"].items()}
         best_epoch, best_value = int(state["best_epoch"]), float(state["best_value"])
         if state.get("stopped_early") or first_epoch >= training.epochs:
-            return FitResult(history, first_epoch, best_epoch, best_value, bool(state.get("stopped_early")))
+            return FitResult(
+                history, first_epoch, best_epoch, best_value, bool(state.get("stopped_early"))
+            )
     else:
         if model is None:
             model = build_model()
-        stream_steps = (
-            plan.steps_per_epoch or max(1, -(-len(plan.records) // training.batch_size))
-        )
+        stream_steps = plan.steps_per_epoch or max(1, -(-len(plan.records) // training.batch_size))
         model.compile(
             optimizer=make_optimizer(training, stream_steps),
             loss="sparse_categorical_crossentropy",
