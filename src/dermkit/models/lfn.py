@@ -34,6 +34,9 @@ LFN_MIN_INPUT = 2 ** len(LFN_TRUNK)
 """Six 2×2 poolings need at least 64 pixels to leave a 1×1 map."""
 
 
+BN_MOMENTUM = 0.9
+
+
 @attrs.frozen(slots=True)
 class LFN:
     """The study's compact CNN: six conv stages, then Flatten → Dense 512 → softmax.
@@ -74,7 +77,11 @@ class LFN:
             x = layers.Conv2D(
                 filters, kernel, padding="same", use_bias=False, name=f"stage{stage}_conv"
             )(x)
-            x = layers.BatchNormalization(name=f"stage{stage}_bn")(x)
+            # momentum 0.9 (Keras' default is 0.99): the moving statistics used at
+            # inference then settle within tens of steps, not hundreds, so a short run
+            # on a small dataset does not validate with stale statistics (which makes
+            # the network predict a single class).
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"stage{stage}_bn")(x)
             x = layers.ReLU(name=f"stage{stage}_relu")(x)
             x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
         outputs = build_head(
