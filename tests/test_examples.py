@@ -278,6 +278,14 @@ def test_bad_options_are_one_line_errors(
     assert "LFN" in capsys.readouterr().err
     assert lfn.main(["--data", str(tmp_path / "missing"), "--dry-run"]) == 2
     assert "missing" in capsys.readouterr().err
+    # A missing weights file stops the run before its folder is made, so the same
+    # --out works once --weights names a real file.
+    out = tmp_path / "run"
+    resnet = load_script("resnet50_attempt1")
+    argv = ["--data", str(study_data), "--out", str(out), "--weights", str(tmp_path / "w.h5")]
+    assert resnet.main(argv) == 2
+    assert "w.h5" in capsys.readouterr().err
+    assert not out.exists()
     with pytest.raises(SystemExit) as stopped:  # argparse's own exit code 2
         lfn.main(["--epochs", "0"])
     assert stopped.value.code == 2

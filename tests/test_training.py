@@ -211,3 +211,47 @@ def _optimizer_iterations(path: Path) -> int:
 
     model = keras.models.load_model(path, safe_mode=True)
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_resume_finishes_cleanly(tiny_data: Path, tmp_path: Path) -> None:
+    """A real SIGKILL of `dermkit train` at an arbitrary point after epoch 1, then --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "killed"
+    command = [
+        sys.executable, "-m", "dermkit.cli.main", "train", "--data", str(tiny_data),
+        "--model", "lfn", "--model-option", "dense=16", "--image-size", "64",
+        "--epochs", "8", "--batch-size", "8", "--val", "0.25", "--test", "0.25",
+        "--cache-dir", "", "--quiet", "--out", str(run),
+    ]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    state_file = run / "state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if state_file.exists():
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)  # land somewhere inside a later epoch, or a checkpoint write
+    if process.poll() is not None:
+        pytest.skip("the run finished before it could be killed (machine too fast)")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = json.loads(state_file.read_text())["epochs_done"]
+    assert 1 <= done_before < 8
+
+    from dermkit.cli.main import main
+
+    assert main([*command[3:], "--resume"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert all(len(values) == 8 for values in history.values())
+    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(1, 9)]
+    assert not list(run.rglob(".*.dermkit-tmp-*")), "a temporary file was left behind"

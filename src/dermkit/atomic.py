@@ -16,6 +16,23 @@ from pathlib import Path
 from typing import Any
 
 
+TEMP_MARKER = ".dermkit-tmp-"
+"""Part of every temporary file's name, so leftovers of a killed process can be found."""
+
+
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete temporary files that a killed writer left under ``folder``; return how many.
+
+    Only call this when no other process writes into ``folder`` (e.g. on resume).
+    """
+    removed = 0
+    for leftover in Path(folder).rglob(f".*{TEMP_MARKER}*"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it onto ``target`` on success.
@@ -25,7 +42,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent
+        prefix=f".{target.name}{TEMP_MARKER}", suffix=suffix or ".tmp", dir=target.parent
     )
     os.close(fd)
     tmp = Path(tmp_name)

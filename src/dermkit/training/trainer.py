@@ -176,6 +176,8 @@ def fit(
     import keras
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        atomic.remove_stale_temporaries(run_dir)
     state = read_state(run_dir) if resume else None
     history: dict[str, list[float]] = {}
     first_epoch = 0
