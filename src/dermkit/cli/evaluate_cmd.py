@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dermkit.cli.options import add_prediction_options
 from dermkit.core import ClassIndex, LoadedDataset, Problem, Record
 from dermkit.errors import DataError
 
@@ -46,14 +47,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)"
     )
-    parser.add_argument(
-        "--tta", action="store_true", help="average predictions over flips and quarter turns"
-    )
-    parser.add_argument(
-        "--calibrated",
-        action="store_true",
-        help="apply the temperature fitted on the run's validation part",
-    )
+    add_prediction_options(parser)
     parser.add_argument(
         "--balanced-test",
         action="store_true",

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import numpy as np
 
+from dermkit.cli.options import add_prediction_options
 from dermkit.core import Problem
 from dermkit.errors import ConfigError, DataError
 
@@ -56,14 +57,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--gradcam", metavar="OUT_DIR", help="write Grad-CAM overlays of the top class here"
     )
-    parser.add_argument(
-        "--tta", action="store_true", help="average predictions over flips and quarter turns"
-    )
-    parser.add_argument(
-        "--calibrated",
-        action="store_true",
-        help="apply the temperature fitted on the run's validation part",
-    )
+    add_prediction_options(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.set_defaults(handler=run)
 

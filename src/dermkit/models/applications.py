@@ -100,8 +100,38 @@ def backbone_layer_names(model: keras.Model) -> list[str]:
     return names
 
 
+class _BackboneFactory:
+    """What ResNet50 and InceptionV3 share: build from their options, find the frozen prefix.
+
+    The two differ only in their registry name, default input size and default head.
+    """
+
+    name: ClassVar[str]
+    default_input_size: ClassVar[int]
+    weights: str | None
+    trainable_layers: int
+    pooling: options.Pooling
+    dense: tuple[int, ...]
+    dropout: float
+
+    def build(self, num_classes: int, input_size: int | None = None) -> keras.Model:
+        return _build(
+            self.name,
+            weights=self.weights,
+            trainable_layers=self.trainable_layers,
+            pooling=self.pooling,
+            dense=self.dense,
+            dropout=self.dropout,
+            num_classes=num_classes,
+            input_size=self.default_input_size if input_size is None else input_size,
+        )
+
+    def frozen_prefix_end(self, model: keras.Model) -> str | None:
+        return frozen_prefix_end(model)
+
+
 @attrs.frozen(slots=True)
-class ResNet50:
+class ResNet50(_BackboneFactory):
     """ResNet50 (He et al. 2015) on ImageNet weights, with caffe-style preprocessing inside.
 
     ``trainable_layers`` = N trains the last N backbone layers and freezes the rest
@@ -121,24 +151,9 @@ class ResNet50:
     )
     dropout: float = attrs.field(default=0.4, validator=options.check_rate)
 
-    def build(self, num_classes: int, input_size: int | None = None) -> keras.Model:
-        return _build(
-            self.name,
-            weights=self.weights,
-            trainable_layers=self.trainable_layers,
-            pooling=self.pooling,
-            dense=self.dense,
-            dropout=self.dropout,
-            num_classes=num_classes,
-            input_size=self.default_input_size if input_size is None else input_size,
-        )
-
-    def frozen_prefix_end(self, model: keras.Model) -> str | None:
-        return frozen_prefix_end(model)
-
 
 @attrs.frozen(slots=True)
-class InceptionV3:
+class InceptionV3(_BackboneFactory):
     """InceptionV3 ("GoogLeNet" in the study) on ImageNet weights, input scaled to [-1, 1] inside.
 
     Options as for :class:`ResNet50`; the defaults are the study's head
@@ -155,18 +170,3 @@ class InceptionV3:
         default=(512,), converter=options.to_widths, validator=options.check_widths
     )
     dropout: float = attrs.field(default=0.35, validator=options.check_rate)
-
-    def build(self, num_classes: int, input_size: int | None = None) -> keras.Model:
-        return _build(
-            self.name,
-            weights=self.weights,
-            trainable_layers=self.trainable_layers,
-            pooling=self.pooling,
-            dense=self.dense,
-            dropout=self.dropout,
-            num_classes=num_classes,
-            input_size=self.default_input_size if input_size is None else input_size,
-        )
-
-    def frozen_prefix_end(self, model: keras.Model) -> str | None:
-        return frozen_prefix_end(model)
