@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-
 TEMP_MARKER = ".dermkit-tmp-"
 """Part of every temporary file's name, so leftovers of a killed process can be found."""
 
