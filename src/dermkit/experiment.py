@@ -263,22 +263,72 @@ class Experiment:
     # ----------------------------------------------------------------- run
     def run(self, out_dir: str | Path, *, resume: bool = False) -> RunResult:
         """Run the whole flow and write the run folder; ``resume`` continues a stopped run."""
-        from dermkit.data.splits import read_split_manifest, write_split_manifest
+        from dermkit.data.splits import read_split_manifest
         from dermkit.training import trainer
 
         run_dir = Path(out_dir)
         existing = run_dir / CONFIG_FILE
-        if existing.exists() and not resume:
+        started_training = (run_dir / trainer.STATE).exists()
+        if existing.exists() and started_training and not resume:
             raise ConfigError(
                 "this folder already holds a dermkit run",
                 where=str(run_dir),
                 hint="pass --resume to continue it, or choose another --out folder",
             )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(existing, self.to_config())
-        _say(f"dermkit: run folder {run_dir}")
 
+        # Everything that can fail on bad input or options happens before the run
+        # folder is written, so a failed start leaves nothing half-made behind.
         loaded = self.load_data()
+        classes = loaded.classes
+        manifest = run_dir / "split.csv"
+        if resume and manifest.exists():
+            split = read_split_manifest(manifest)
+        else:
+            records = limit_records(loaded.records, self.limit, self.training.seed)
+            split = self.make_split(records, classes)
+        plan = self.make_plan(split.train, classes)
+        loader = self.image_loader()
+        resuming = resume and (run_dir / trainer.LAST_CHECKPOINT).exists()
+        policy = _set_precision(self.training.mixed_precision)
+        try:
+            import keras
+
+            keras.utils.set_random_seed(self.training.seed)
+            model = None if resuming else self.model.build(len(classes), self.input_size)
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic.write_json(existing, self.to_config())
+            _say(f"dermkit: run folder {run_dir}")
+            self._write_inputs(
+                run_dir, loaded, split, plan, write_split=not (resume and manifest.exists())
+            )
+            result = trainer.fit(
+                model,
+                lambda: self.model.build(len(classes), self.input_size),
+                plan,
+                split.val,
+                loader,
+                self.training,
+                run_dir,
+                resume=resume,
+            )
+        finally:
+            _restore_precision(policy)
+        metrics = self.evaluate_run(run_dir, split, classes, loader, loaded, plan, result.history)
+        return RunResult(run_dir=run_dir, history=result.history, metrics=metrics)
+
+    def _write_inputs(
+        self,
+        run_dir: Path,
+        loaded: LoadedDataset,
+        split: Split,
+        plan: TrainingPlan,
+        *,
+        write_split: bool,
+    ) -> None:
+        """Record what the run is made of: classes, skipped inputs, split and plan."""
+        from dermkit.data.splits import write_split_manifest
+
         classes = loaded.classes
         atomic.write_json(run_dir / "classes.json", list(classes.names))
         atomic.write_json(
@@ -292,46 +342,15 @@ class Experiment:
         )
         if loaded.problems:
             _say(f"dermkit: skipped {len(loaded.problems)} input(s); see problems.json")
-
-        manifest = run_dir / "split.csv"
-        if resume and manifest.exists():
-            split = read_split_manifest(manifest)
-        else:
-            records = limit_records(loaded.records, self.limit, self.training.seed)
-            split = self.make_split(records, classes)
-            write_split_manifest(split, classes, manifest)
+        if write_split:
+            write_split_manifest(split, classes, run_dir / "split.csv")
         _say(
             f"dermkit: {len(split.train)} train / {len(split.val)} val / "
             f"{len(split.test)} test images"
         )
-
-        plan = self.make_plan(split.train, classes)
         atomic.write_json(run_dir / "plan.json", _plan_summary(plan, classes))
         for note in plan.notes:
             _say(f"dermkit: {note}")
-
-        loader = self.image_loader()
-        factory = self.model
-        size = self.input_size
-        policy = _set_precision(self.training.mixed_precision)
-        try:
-            import keras
-
-            keras.utils.set_random_seed(self.training.seed)
-            result = trainer.fit(
-                None,
-                lambda: factory.build(len(classes), size),
-                plan,
-                split.val,
-                loader,
-                self.training,
-                run_dir,
-                resume=resume,
-            )
-        finally:
-            _restore_precision(policy)
-        metrics = self.evaluate_run(run_dir, split, classes, loader, loaded, plan, result.history)
-        return RunResult(run_dir=run_dir, history=result.history, metrics=metrics)
 
     def evaluate_run(
         self,
