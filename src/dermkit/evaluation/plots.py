@@ -95,8 +95,9 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
     """Loss and accuracy per epoch, training solid and validation dashed.
 
     ``history`` is Keras' ``History.history``: ``{"loss": [...], "val_loss": [...], ...}``.
-    The epoch with the lowest validation loss is marked, since that is usually the
-    checkpoint kept.
+    The epoch kept as the best model is marked: highest validation balanced accuracy
+    when the history has it (dermkit's default monitor, also drawn in the accuracy
+    panel), otherwise lowest validation loss.
     """
     panels = [("loss", "Loss")]
     acc = _accuracy_key(history)
@@ -106,26 +107,31 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
         fig = _figure(5.2 * len(panels), 4.2)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         best = None
+        best_label = "best val. loss"
+        val_balanced = history.get("val_balanced_accuracy")
         val_loss = history.get("val_loss")
-        if val_loss:
+        if val_balanced and np.any(np.isfinite(np.asarray(val_balanced, dtype=float))):
+            best = int(np.nanargmax(np.asarray(val_balanced, dtype=float))) + 1
+            best_label = "best val. balanced acc."
+        elif val_loss:
             values = np.asarray(val_loss, dtype=float)
             if np.any(np.isfinite(values)):
                 best = int(np.nanargmin(values)) + 1
         for ax, (key, label) in zip(axes, panels, strict=True):
-            for name, style, colour in (
-                (key, "-", "#1f77b4"),
-                (f"val_{key}", "--", "#d62728"),
-            ):
+            lines = [
+                (key, "-", "#1f77b4", "training"),
+                (f"val_{key}", "--", "#d62728", "validation"),
+            ]
+            if key != "loss":
+                lines.append(("val_balanced_accuracy", "-.", "#2ca02c", "validation, balanced"))
+            for name, style, colour, part in lines:
                 series = history.get(name)
                 if not series:
                     continue
                 epochs = np.arange(1, len(series) + 1)
-                part = "validation" if name.startswith("val_") else "training"
                 ax.plot(epochs, series, style, color=colour, marker="o", ms=3.5, lw=1.8, label=part)
             if best is not None:
-                ax.axvline(
-                    best, color="0.5", ls=":", lw=1.2, label=f"best val. loss (epoch {best})"
-                )
+                ax.axvline(best, color="0.5", ls=":", lw=1.2, label=f"{best_label} (epoch {best})")
             ax.set_title(label)
             ax.set_xlabel("Epoch")
             ax.set_ylabel(label)
