@@ -251,7 +251,10 @@ def options_error(cls: type, error: TypeError) -> ConfigError:
     return ConfigError(
         str(error).split(".__init__() ")[-1],
         where=f"dataset {getattr(cls, 'name', cls.__name__)!r}",
-        hint=f"its options are {', '.join(fields)}",
+        hint=(
+            f"its options are {', '.join(fields)} "
+            "(on the command line, see the flags in `dermkit data inspect --help`)"
+        ),
     )
 
 
