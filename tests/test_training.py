@@ -255,3 +255,20 @@ def test_kill_9_mid_run_then_resume_finishes_cleanly(tiny_data: Path, tmp_path: 
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == [str(i) for i in range(1, 9)]
     assert not list(run.rglob(".*.dermkit-tmp-*")), "a temporary file was left behind"
+
+
+@pytest.mark.slow
+def test_mixed_precision_trains_and_restores_the_global_policy(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import keras
+
+    from dermkit.models.lfn import LFN
+
+    result = tiny_experiment(tiny_data, LFN(dense=(16,)), 64, mixed_precision=True).run(
+        tmp_path / "mixed"
+    )
+    assert np.isfinite(result.history["loss"][0])
+    assert keras.mixed_precision.global_policy().name == "float32"
+    reloaded = keras.models.load_model(tmp_path / "mixed" / "model.keras", safe_mode=True)
+    assert reloaded.get_layer("probabilities").dtype_policy.compute_dtype == "float32"

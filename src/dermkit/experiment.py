@@ -363,13 +363,12 @@ class Experiment:
         history: dict[str, list[float]],
     ) -> dict[str, Any]:
         """Score the best model on validation and test; write the report folder."""
-        import keras
-
-        import dermkit.models  # noqa: F401  (custom layers for loading)
         from dermkit.evaluation.report import RunContext
+        from dermkit.models import load_model
         from dermkit.training.trainer import BEST_MODEL, predict_probabilities
 
-        model = keras.models.load_model(run_dir / BEST_MODEL, safe_mode=True)
+        # Inference only: no optimizer state (which also differs under mixed precision).
+        model = load_model(run_dir / BEST_MODEL, compile=False)
         metrics: dict[str, Any] = {}
         started = time.perf_counter()
         for part, records in (("val", split.val), ("test", split.test)):

@@ -183,9 +183,9 @@ def fit(
     first_epoch = 0
     best_epoch, best_value = -1, math.nan
     if state is not None and (run_dir / LAST_CHECKPOINT).exists():
-        import dermkit.models  # noqa: F401  (registers custom layers for loading)
+        from dermkit.models import load_model
 
-        model = keras.models.load_model(run_dir / LAST_CHECKPOINT, safe_mode=True)
+        model = load_model(run_dir / LAST_CHECKPOINT)
         first_epoch = int(state["epochs_done"])
         history = {k: list(v) for k, v in state["history"].items()}
         best_epoch, best_value = int(state["best_epoch"]), float(state["best_value"])
