@@ -28,7 +28,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", default="adamax")
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue a run, or reprint a finished one's figures"
+    )
     args = parser.parse_args()
     if not args.data:
         print("set DERMKIT_HAM10000 or pass --data: the HAM10000 folder is needed", file=sys.stderr)
@@ -61,7 +63,10 @@ def main() -> int:
     print()
     print(f"LFN {args.image_size}x{args.image_size}, class weights + augmentation, HAM10000")
     print(f"epochs trained:          {summary['epochs']}")
-    print(f"seconds per epoch:       {summary['seconds_per_epoch']:.1f}")
+    print(f"seconds per epoch:       {summary['seconds_per_epoch']:.1f} (mean)")
+    seconds = sorted(result.history.get("epoch_seconds", []))
+    if seconds:
+        print(f"                         {seconds[len(seconds) // 2]:.1f} (median)")
     print(f"wall-clock total:        {time.perf_counter() - started:.0f} s")
     for part in ("val", "test"):
         figures = result.metrics.get(part, {})
