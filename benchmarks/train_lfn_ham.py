@@ -1,5 +1,7 @@
 """Real training run: LFN with class weights and augmentation at 128×128 on HAM10000.
 
+``--balancers none`` trains the unbalanced baseline with everything else the same.
+
 Trains for up to ``--minutes`` of wall-clock time (default 60) on the shared HAM10000
 working set, with a lesion-grouped 70/15/15 split, and prints the validation and test
 figures and the seconds per epoch. The model is selected on the validation split only;
@@ -29,6 +31,11 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", default="adamax")
     parser.add_argument(
+        "--balancers",
+        default="class_weights,augment",
+        help="comma-separated balancer names, or 'none' for the unbalanced baseline",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue a run, or reprint a finished one's figures"
     )
     args = parser.parse_args()
@@ -36,7 +43,8 @@ def main() -> int:
         print("set DERMKIT_HAM10000 or pass --data: the HAM10000 folder is needed", file=sys.stderr)
         return 2
 
-    from dermkit import HAM10000, Augment, ClassWeights, Experiment, Training
+    from dermkit import HAM10000, Experiment, Training
+    from dermkit.config import build_component
     from dermkit.data.splits import GroupedStratifiedSplit
     from dermkit.models.lfn import LFN
 
@@ -44,7 +52,11 @@ def main() -> int:
         data=HAM10000(args.data),
         split=GroupedStratifiedSplit(val=0.15, test=0.15, seed=0),
         model=LFN(),
-        balancer=[ClassWeights(), Augment()],
+        balancer=[
+            build_component("balancers", name.strip())
+            for name in args.balancers.split(",")
+            if name.strip() and name.strip() != "none"
+        ],
         training=Training(
             optimizer=args.optimizer,
             learning_rate=args.lr,
@@ -61,7 +73,7 @@ def main() -> int:
     result = experiment.run(args.out, resume=args.resume)
     summary = json.loads((Path(args.out) / "summary.json").read_text())
     print()
-    print(f"LFN {args.image_size}x{args.image_size}, class weights + augmentation, HAM10000")
+    print(f"LFN {args.image_size}x{args.image_size}, balancers: {args.balancers}, HAM10000")
     print(f"epochs trained:          {summary['epochs']}")
     print(f"seconds per epoch:       {summary['seconds_per_epoch']:.1f} (mean)")
     seconds = sorted(result.history.get("epoch_seconds", []))
