@@ -272,3 +272,15 @@ def test_mixed_precision_trains_and_restores_the_global_policy(
     assert keras.mixed_precision.global_policy().name == "float32"
     reloaded = keras.models.load_model(tmp_path / "mixed" / "model.keras", safe_mode=True)
     assert reloaded.get_layer("probabilities").dtype_policy.compute_dtype == "float32"
+
+
+def test_a_bad_option_leaves_no_run_folder_behind(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dermkit.cli.main import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(tiny_data), "--image-size", "16", "--out", str(out)])
+    assert code == 2
+    assert "at least 64x64" in capsys.readouterr().err
+    assert not out.exists()
