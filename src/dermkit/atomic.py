@@ -36,17 +36,21 @@ def remove_stale_temporaries(folder: str | Path) -> int:
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; move it onto ``target`` on success.
 
-    ``suffix`` keeps an extension that a writer insists on (Keras wants ``.keras``).
+    The temporary file keeps ``target``'s extension (or ``suffix``), since some writers
+    pick the format from it (Keras wants ``.keras``, matplotlib ``.png``).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}{TEMP_MARKER}", suffix=suffix or ".tmp", dir=target.parent
+        prefix=f".{target.name}{TEMP_MARKER}",
+        suffix=suffix or target.suffix or ".tmp",
+        dir=target.parent,
     )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run artifacts are meant to be shared
         os.replace(tmp, target)
     finally:
         if tmp.exists():

@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import os
 import random
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,6 +45,7 @@ from typing import ClassVar
 
 import attrs
 
+from dermkit.atomic import atomic_path
 from dermkit.core import ClassIndex, Record, Split
 from dermkit.errors import ConfigError, DataError
 
@@ -350,19 +350,12 @@ def write_split_manifest(split: Split, classes: ClassIndex, path: str | os.PathL
     renamed over ``path``, so a run killed mid-write never leaves a truncated manifest.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(MANIFEST_COLUMNS))
-            writer.writeheader()
-            writer.writerows(split_manifest(split, classes))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(MANIFEST_COLUMNS))
+        writer.writeheader()
+        writer.writerows(split_manifest(split, classes))
+        handle.flush()
+        os.fsync(handle.fileno())
     return target
 
 

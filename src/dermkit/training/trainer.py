@@ -24,6 +24,7 @@ import numpy as np
 from dermkit import atomic
 from dermkit.core import Record, TrainingPlan
 from dermkit.errors import ConfigError
+from dermkit.evaluation.metrics import balanced_accuracy
 from dermkit.training.config import Training
 from dermkit.training.stream import evaluation_stream, training_stream
 
@@ -63,11 +64,6 @@ def make_optimizer(training: Training, steps_per_epoch: int) -> Any:
     return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
 
 
-def _balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
-    recalls = [float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)]
-    return float(np.mean(recalls)) if recalls else math.nan
-
-
 def predict_probabilities(
     model: keras.Model, records: Sequence[Record], loader: ImageLoader, batch_size: int
 ) -> np.ndarray:
@@ -87,7 +83,7 @@ def validation_logs(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
     return {
         "val_loss": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))),
         "val_accuracy": float(np.mean(predicted == labels)),
-        "val_balanced_accuracy": _balanced_accuracy(labels, predicted),
+        "val_balanced_accuracy": balanced_accuracy(labels, predicted, probabilities.shape[1]),
     }
 
 
