@@ -15,6 +15,7 @@ import pytest
 
 from conftest import ImageWriter, synthetic_image, write_ham10000, write_image_file
 from dermkit.core import LoadedDataset
+from dermkit.data.checks import is_ignored
 from dermkit.data.csv_manifest import CSVManifest
 from dermkit.data.folder import ImageFolder
 from dermkit.data.ham10000 import HAM10000
@@ -71,11 +72,15 @@ def bad_folder(tmp_path: Path, write_image: ImageWriter) -> Path:
     (root / "b" / "truncated.png").write_bytes(png[: len(png) - 30])
     (root / "b" / "text.jpg").write_text("this is not a picture\n")
     (root / "b" / "bomb.png").write_bytes(_bomb_png(40_000, 40_000))
+    # not data: reported as ignored, never a strict error
     (root / "b" / "notes.txt").write_text("scanned on a Tuesday\n")
-    (root / "b" / ".DS_Store").write_bytes(b"\0\0")  # hidden: ignored
+    (root / "b" / ".DS_Store").write_bytes(b"\0\0")
     (root / "c").mkdir()  # an empty class
     (root / "README.md").write_text("files at the top level are not in any class\n")
     return root
+
+
+IGNORED = {"notes.txt", ".DS_Store", "README.md"}
 
 
 def test_bad_folder_reports_every_bad_file_and_keeps_every_good_one(bad_folder: Path) -> None:
@@ -96,17 +101,23 @@ def test_bad_folder_reports_every_bad_file_and_keeps_every_good_one(bad_folder: 
     assert "not an image" in reasons["text.jpg"]
     assert "over the limit" in reasons["bomb.png"]
     assert "not an image file" in reasons["notes.txt"]
+    assert "hidden file" in reasons[".DS_Store"]
+    assert "not in a class folder" in reasons["README.md"]
     assert "class 'c' has no usable images" in reasons["c"]
-    assert len(loaded.problems) == 7
+    assert len(loaded.problems) == 9
+    assert {Path(p.source).name for p in loaded.problems if is_ignored(p)} == IGNORED
     _assert_accounted(loaded)
 
 
 def test_bad_folder_in_strict_mode_raises_at_the_first(bad_folder: Path) -> None:
-    # problems seen while listing come first, then those found by decoding, in file order
+    # problems seen while listing come first, then those found by decoding, in file
+    # order; files that are not data (notes.txt, .DS_Store, README.md) never raise
+    (bad_folder / "b" / "stray.jpg").symlink_to(bad_folder / "b" / "gone.jpg")
     with pytest.raises(DataError) as caught:
         ImageFolder(bad_folder).load(strict=True)
-    assert caught.value.where == str(bad_folder / "b" / "notes.txt")
-    (bad_folder / "b" / "notes.txt").unlink()
+    assert caught.value.where == str(bad_folder / "b" / "stray.jpg")
+    assert "broken symbolic link" in caught.value.message
+    (bad_folder / "b" / "stray.jpg").unlink()
     with pytest.raises(DataError) as caught:
         ImageFolder(bad_folder).load(strict=True)
     assert caught.value.where == str(bad_folder / "a" / "empty.jpg")
@@ -115,7 +126,7 @@ def test_bad_folder_in_strict_mode_raises_at_the_first(bad_folder: Path) -> None
 
 def test_without_verify_only_structural_problems_are_found(bad_folder: Path) -> None:
     loaded = ImageFolder(bad_folder, verify=False).load()
-    assert {Path(p.source).name for p in loaded.problems} == {"notes.txt", "c"}
+    assert {Path(p.source).name for p in loaded.problems} == {*IGNORED, "c"}
     assert loaded.found == len(loaded.records) + len(loaded.problems)
 
 

@@ -277,7 +277,10 @@ def test_inspect_json(tiny_ham10000: Path) -> None:
         "classes",
         "imbalance_ratio",
         "skipped",
+        "ignored",
         "found",
+        "warnings",
+        "errors",
     }
     assert report["format"] == "ham10000"
     assert (report["images"], report["lesions"], report["found"]) == (27, 14, 28)
@@ -309,15 +312,18 @@ def test_inspect_text_lists_classes_weights_and_skipped(
     assert "found 5 inputs: 4 images used, 1 skipped" in out
 
 
-def test_inspect_empty_class_has_no_ratio(
+def test_inspect_empty_class_has_no_ratio_and_exits_2_after_the_report(
     tmp_path: Path, make_image_folder: Callable[..., Path]
 ) -> None:
     root = make_image_folder(tmp_path / "d", {"mel": 1, "nv": 2})
     (root / "df").mkdir()
-    code, out, _ = run_cli("data", "inspect", str(root), "--json", "--no-verify")
+    code, out, err = run_cli("data", "inspect", str(root), "--json", "--no-verify")
     report = json.loads(out)
-    assert code == 0 and report["imbalance_ratio"] is None
+    assert code == 2 and report["imbalance_ratio"] is None
     assert report["classes"][0]["weight_balanced"] == 0.0
+    assert len(report["errors"]) == 1
+    assert report["errors"][0].startswith(f"{root / 'df'}: class 'df' has no usable images")
+    assert "class 'df' has no usable images" in err
 
 
 def test_inspect_bad_input_exits_2_with_one_line(

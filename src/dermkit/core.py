@@ -156,8 +156,14 @@ class Problem:
 class LoadedDataset:
     """What a :class:`Dataset` found: usable records, the class index, the skipped inputs.
 
-    ``found`` counts every image (or CSV row) the dataset saw, so the invariant
+    ``found`` counts every image, CSV row or other file the dataset saw, so the invariant
     ``found == len(records) + len(problems)`` can be checked: nothing is dropped silently.
+
+    ``warnings`` are about the data as a whole rather than one input, and do not stop
+    a run but can make its figures wrong: above all, that the images cannot be grouped
+    by lesion, so a split may put one lesion on both sides (with the column or option
+    that would fix it, when the reader can see one). ``dermkit data inspect`` and
+    training print them.
     """
 
     records: tuple[Record, ...]
@@ -165,6 +171,7 @@ class LoadedDataset:
     problems: tuple[Problem, ...] = ()
     found: int = 0
     source: str = ""
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> list[int]:
         """Images per class, in class-index order."""

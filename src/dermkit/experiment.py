@@ -246,7 +246,26 @@ class Experiment:
         return ImageLoader(settings, cache)
 
     def load_data(self) -> LoadedDataset:
-        return self.data.load(strict=self.strict)
+        """Load the dataset, refuse one that cannot be trained on, and say what to know.
+
+        No usable image, or a class without one, is a ``DataError`` here, before a run
+        folder exists. Skipped and ignored inputs are shown grouped (every one is in
+        ``problems.json``), then the dataset's warnings, such as a split that cannot be
+        grouped by lesion.
+        """
+        from dermkit.data.checks import problem_lines, require_usable
+
+        loaded = self.data.load(strict=self.strict)
+        require_usable(loaded)
+        for ignored, label in ((False, "skipped"), (True, "ignored")):
+            lines = problem_lines(loaded.problems, ignored=ignored, listed_in="problems.json")
+            for line in lines[:10]:
+                _say(f"dermkit: {label}: {line}")
+            if len(lines) > 10:
+                _say(f"dermkit: {label}: {len(lines) - 10} more kinds; see problems.json")
+        for warning in loaded.warnings:
+            _say(f"dermkit: warning: {warning}")
+        return loaded
 
     def make_split(self, records: Sequence[Record], classes: ClassIndex) -> Split:
         return self.split.split(records, classes)

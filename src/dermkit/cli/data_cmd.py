@@ -2,7 +2,10 @@
 
 Run it before training: it reads the dataset exactly as training would (verifying
 every image unless ``--no-verify``), so every file that training would skip shows up
-here first, with its reason.
+here first, with its reason, and so do the dataset's warnings (a split that cannot be
+grouped by lesion) and the errors that would stop training (no usable image, a class
+without images): the report is printed first, then such an error ends the command
+with exit status 2.
 """
 
 from __future__ import annotations
@@ -77,7 +80,13 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def summarize(loaded: LoadedDataset, format: str) -> dict[str, Any]:
-    """The inspection report as plain JSON types (the ``--json`` output)."""
+    """The inspection report as plain JSON types (the ``--json`` output).
+
+    ``skipped`` are inputs that should have been usable and are not, ``ignored`` files
+    that are not data (hidden, non-image, unlisted); ``found`` counts both and the
+    images used. ``errors`` say why training would refuse the dataset.
+    """
+    from dermkit.data.checks import is_ignored, usability_errors
     from dermkit.data.stats import class_weights, imbalance_ratio
 
     counts = loaded.counts()
@@ -105,8 +114,11 @@ def summarize(loaded: LoadedDataset, format: str) -> dict[str, Any]:
             for label, name in enumerate(loaded.classes)
         ],
         "imbalance_ratio": ratio,
-        "skipped": [p.to_json() for p in loaded.problems],
+        "skipped": [p.to_json() for p in loaded.problems if not is_ignored(p)],
+        "ignored": [p.to_json() for p in loaded.problems if is_ignored(p)],
         "found": loaded.found,
+        "warnings": list(loaded.warnings),
+        "errors": [error.render() for error in usability_errors(loaded)],
     }
 
 
@@ -114,8 +126,10 @@ def _weight(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def render(report: dict[str, Any]) -> str:
-    """The inspection report as an aligned text table."""
+def render(report: dict[str, Any], loaded: LoadedDataset) -> str:
+    """The inspection report as an aligned text table, repeated problems grouped."""
+    from dermkit.data.checks import problem_lines
+
     lines = [f"dataset: {report['source']} (format {report['format']})", ""]
     header = ("class", "images", "lesions", "weight n/(k·n_c)", "weight n_max/n_c")
     rows = [
@@ -144,18 +158,28 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"imbalance ratio: undefined (no images of {', '.join(empty)})")
     else:
         lines.append(f"imbalance ratio (largest / smallest class): {ratio:.2f}")
-    skipped = report["skipped"]
-    lines.append(
+    skipped, ignored = report["skipped"], report["ignored"]
+    count_line = (
         f"found {report['found']:,} inputs: {report['images']:,} images used, "
         f"{len(skipped):,} skipped"
     )
-    if skipped:
-        lines.append("")
-        lines.append("skipped:")
-        for item in skipped:
-            text = f"  {item['source']}: {item['reason']}"
-            lines.append(f"{text} ({item['hint']})" if item["hint"] else text)
+    lines.append(count_line + (f", {len(ignored):,} ignored" if ignored else ""))
+    sections = (
+        ("skipped:", problem_lines(loaded.problems, ignored=False, listed_in=JSON_LISTING)),
+        (
+            "ignored (not image data):",
+            problem_lines(loaded.problems, ignored=True, listed_in=JSON_LISTING),
+        ),
+        ("warnings:", list(report["warnings"])),
+    )
+    for title, items in sections:
+        if items:
+            lines.extend(["", title, *(f"  {item}" for item in items)])
     return "\n".join(lines)
+
+
+JSON_LISTING = "the --json output"
+"""Where a grouped line says the full list is."""
 
 
 def run_inspect(args: argparse.Namespace) -> int:
@@ -167,11 +191,14 @@ def run_inspect(args: argparse.Namespace) -> int:
         format, path, options = detect_format(args.path, options)
     else:
         path = args.path
+    from dermkit.data.checks import require_usable
+
     dataset = open_dataset(path, format, **options)
     loaded = dataset.load(strict=args.strict)
     report = summarize(loaded, format)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(render(report))
+        print(render(report, loaded))
+    require_usable(loaded)  # after the report, which shows what was skipped and why
     return 0

@@ -9,7 +9,15 @@ from typing import ClassVar
 import attrs
 
 from dermkit.core import ClassIndex, LoadedDataset, MetadataValue, Record
-from dermkit.data.common import ProblemLog, finish, index_images, read_csv, require_dir, to_str
+from dermkit.data.common import (
+    ProblemLog,
+    finish,
+    read_csv,
+    report_unlisted,
+    require_dir,
+    scan_image_folders,
+    to_str,
+)
 from dermkit.errors import DataError
 
 METADATA_NAMES: tuple[str, ...] = ("HAM10000_metadata.csv", "HAM10000_metadata")
@@ -66,6 +74,11 @@ class HAM10000:
     ``nv``, every ``mel`` was confirmed by histopathology), so a model given it would
     learn the clinic's paperwork instead of the lesion, and it is unknown for a new
     patient.
+
+    Every file in the image folders is used or reported: images no metadata row names
+    (a cut-off CSV) and anything else there are reported as ignored. Other files
+    beside the metadata (a README, the segmentation masks of the full download) are
+    not the reader's business and are not looked at.
     """
 
     name: ClassVar[str] = "ham10000"
@@ -90,36 +103,51 @@ class HAM10000:
                 where=str(root),
                 hint=f"expected {IMAGE_FOLDERS[0]}/ or {IMAGE_FOLDERS[1]}/ + {IMAGE_FOLDERS[2]}/",
             )
-        images = index_images(folders)
         where_images = " or ".join(f"{f.name}/" for f in folders)
         classes = ClassIndex.ham10000()
         log = ProblemLog(strict)
+        images, reported = scan_image_folders(folders, log, root)
+        used: list[Path] = []
         records: list[Record] = []
         first_row: dict[str, int] = {}
         kept = {column for column in METADATA_COLUMNS if table.has(column)}
         for row in table.rows:
             source = table.source(row)
+            where_row = f"row {row.line}"
             image_id, lesion_id, dx = (
                 row.get("image_id"),
                 row.get("lesion_id"),
                 row.get("dx").lower(),
             )
             if not image_id:
-                log.add(source, "no image_id", "fill in the image id or delete the row")
+                log.add(
+                    source,
+                    "no image_id",
+                    "fill in the image id or delete the row",
+                    kind="rows without an image_id",
+                    item=where_row,
+                )
                 continue
             if image_id in first_row:
                 log.add(
                     source,
                     f"image {image_id} is listed twice (first on row {first_row[image_id]})",
                     "delete the duplicate row",
+                    kind="rows listing an image a second time",
+                    item=f"{where_row} ({image_id})",
                 )
                 continue
             first_row[image_id] = row.line
+            path = images.get(image_id)
+            if path is not None:
+                used.append(path)  # named by a row, even a bad one: not "unlisted"
             if dx not in classes:
                 log.add(
                     source,
                     f"unknown diagnosis {dx!r}" if dx else "no diagnosis (dx is empty)",
                     f"HAM10000 diagnoses are {', '.join(classes)}; fix or delete the row",
+                    kind="rows with an unknown or empty diagnosis",
+                    item=f"{where_row} ({dx!r})",
                 )
                 continue
             if not lesion_id:
@@ -128,14 +156,17 @@ class HAM10000:
                     f"image {image_id} has no lesion_id",
                     "fill it in: without it, images of one lesion could land on both sides "
                     "of a split",
+                    kind="rows without a lesion_id",
+                    item=image_id,
                 )
                 continue
-            path = images.get(image_id)
             if path is None:
                 log.add(
                     source,
                     f"image file for {image_id} not found in {where_images}",
                     "add the image, or delete the row if the image is gone for good",
+                    kind=f"images missing from {where_images}",
+                    item=image_id,
                 )
                 continue
             info: dict[str, MetadataValue] = {"image_id": image_id}
@@ -147,11 +178,12 @@ class HAM10000:
             records.append(
                 Record(path=path, label=classes.index(dx), group=lesion_id, metadata=info)
             )
+        unlisted = report_unlisted(log, images.values(), used, root, listed_in=metadata.name)
         return finish(
             records=records,
             classes=classes,
             log=log,
-            found=len(table.rows),
+            found=len(table.rows) + reported + unlisted,
             source=str(root),
             verify=self.verify,
             class_sources={name: str(metadata) for name in classes},

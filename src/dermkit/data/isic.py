@@ -9,14 +9,16 @@ from typing import ClassVar
 import attrs
 
 from dermkit.core import HAM10000_CLASSES, ClassIndex, LoadedDataset, MetadataValue, Record
+from dermkit.data.checks import ISIC_GROUPING_WARNING
 from dermkit.data.common import (
     CsvTable,
     ProblemLog,
     class_index,
     finish,
-    index_images,
     read_csv,
+    report_unlisted,
     require_dir,
+    scan_image_folders,
     to_names,
     to_str,
 )
@@ -68,8 +70,10 @@ class ISICGroundTruth:
     so labels land on the same numbers as a model trained on :class:`HAM10000`
     (``classes`` defaults to the HAM10000 order). Each row must have exactly one 1.0
     and 0.0 elsewhere; anything else (no diagnosis, two, a soft label) is a problem.
-    Images are ``<image>.jpg`` (or ``.png``...) in ``image_dir``; each image is its own
-    group, as ISIC ground truth carries no lesion id.
+    Images are ``<image>.jpg`` (or ``.png``...) in ``image_dir``; every other file there
+    (images no row names, ISIC's ``LICENSE.txt``) is reported as ignored. Each image is
+    its own group, as ISIC ground truth carries no lesion id, and the loaded dataset
+    says so in a warning: fine for a test set, not for a split.
     """
 
     name: ClassVar[str] = "isic-gt"
@@ -86,31 +90,46 @@ class ISICGroundTruth:
             self.csv, [IMAGE_COLUMN, *(n.upper() for n in classes)], what="ISIC ground-truth CSV"
         )
         image_dir = require_dir(self.image_dir, "ISIC image folder")
-        images = index_images([image_dir])
         columns = diagnosis_columns(table, classes)
         log = ProblemLog(strict)
+        images, reported = scan_image_folders([image_dir], log, image_dir, skip=[table.path])
+        used: list[Path] = []
         records: list[Record] = []
         first_row: dict[str, int] = {}
         for row in table.rows:
             source = table.source(row)
+            where_row = f"row {row.line}"
             image = row.get(IMAGE_COLUMN)
             if not image:
-                log.add(source, "no image id", "fill in the image column or delete the row")
+                log.add(
+                    source,
+                    "no image id",
+                    "fill in the image column or delete the row",
+                    kind="rows without an image id",
+                    item=where_row,
+                )
                 continue
             if image in first_row:
                 log.add(
                     source,
                     f"image {image} is listed twice (first on row {first_row[image]})",
                     "delete the duplicate row",
+                    kind="rows listing an image a second time",
+                    item=f"{where_row} ({image})",
                 )
                 continue
             first_row[image] = row.line
+            path = images.get(image)
+            if path is not None:
+                used.append(path)
             label, reason = _one_hot(row.get, columns)
             if label is None:
                 log.add(
                     source,
                     reason,
                     "each row needs 1.0 in exactly one diagnosis column, 0.0 elsewhere",
+                    kind="rows without exactly one diagnosis",
+                    item=f"{where_row} ({image})",
                 )
                 continue
             if label not in classes:
@@ -119,27 +138,33 @@ class ISICGroundTruth:
                     f"diagnosis {columns[label]!r} is not one of the classes "
                     f"({', '.join(classes)})",
                     "delete the row, or add the class to `classes`",
+                    kind=f"rows of diagnosis {columns[label]!r}, not one of the classes",
+                    item=image,
                 )
                 continue
-            path = images.get(image)
             if path is None:
                 log.add(
                     source,
                     f"image file for {image} not found in {image_dir}",
                     "add the image (as <image>.jpg), or point image_dir at the right folder",
+                    kind=f"images missing from {image_dir}",
+                    item=image,
                 )
                 continue
             info: dict[str, MetadataValue] = {"image_id": image}
             records.append(
                 Record(path=path, label=classes.index(label), group=image, metadata=info)
             )
+        unlisted = report_unlisted(log, images.values(), used, image_dir, listed_in=table.path.name)
         return finish(
             records=records,
             classes=classes,
             log=log,
-            found=len(table.rows),
+            found=len(table.rows) + reported + unlisted,
             source=str(table.path),
             verify=self.verify,
+            warnings=(ISIC_GROUPING_WARNING,),
+            item_base=image_dir,
         )
 
 
