@@ -39,7 +39,9 @@ def usability_errors(loaded: LoadedDataset) -> list[DataError]:
     """
     if not loaded.records:
         where = loaded.source or None
-        if loaded.found == 0:
+        # the readers count each empty class as an input; here only files and rows count
+        inputs = loaded.found - sum(1 for p in loaded.problems if _is_empty_class(p))
+        if inputs <= 0:
             return [
                 DataError(
                     "the dataset holds no images",
@@ -47,11 +49,12 @@ def usability_errors(loaded: LoadedDataset) -> list[DataError]:
                     hint="check the path, and that the images are where the format expects",
                 )
             ]
-        groups = [g for g in group_problems(loaded.problems) if not g.ignored]
-        shown = "; ".join(f"{g.count} {g.kind}" for g in groups[:3])
+        problems = [p for p in loaded.problems if not _is_empty_class(p)]
+        groups = [g for g in group_problems(problems) if not g.ignored]
+        shown = "; ".join(f"{g.count:,} {g.kind}" for g in groups[:3])
         return [
             DataError(
-                f"no usable images: none of the {loaded.found:,} inputs found could be used"
+                f"no usable images: none of the {inputs:,} inputs found could be used"
                 + (f" ({shown})" if shown else ""),
                 where=where,
                 hint="run `dermkit data inspect` on it to see every skipped input and why",
@@ -64,7 +67,7 @@ def usability_errors(loaded: LoadedDataset) -> list[DataError]:
     sources = {
         p.item: p.source
         for p in loaded.problems
-        if isinstance(p, DataProblem) and p.kind == EMPTY_CLASS_KIND
+        if isinstance(p, DataProblem) and _is_empty_class(p)
     }
     named = ", ".join(repr(name) for name in empty)
     plural = "es" if len(empty) > 1 else ""
@@ -76,6 +79,10 @@ def usability_errors(loaded: LoadedDataset) -> list[DataError]:
             "(classes / --classes); a model cannot learn a class it never sees",
         )
     ]
+
+
+def _is_empty_class(problem: Problem) -> bool:
+    return isinstance(problem, DataProblem) and problem.kind == EMPTY_CLASS_KIND
 
 
 def require_usable(loaded: LoadedDataset) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -178,20 +179,26 @@ class FolderWalker:
     ``os.walk`` does not follow linked folders by default, which silently drops every
     image behind a link; following them naively loops forever on a link to a parent
     and reads a folder linked twice twice (so one image could land in train and test
-    under two names). So each folder and file is keyed by its resolved path: a link
-    back to a folder above is a ``loop``, a second path to something already read a
-    ``repeat-*``, and the caller reports both. Resolving costs one ``realpath`` per
-    link and per folder, not per file.
+    under two names, or in two classes). So each folder and file is keyed by its
+    resolved path and read once: a link back to a folder above it is a ``loop``, a
+    second path to something already read a ``repeat-*``, and the caller reports both.
+    Links are followed only after the whole real tree has been read, so a file's own
+    place (and so its class folder) wins over any link to it. Resolving costs one
+    ``realpath`` per link, not per file.
     """
 
     def __init__(self) -> None:
         self._folders: dict[str, Path] = {}
         self._files: dict[str, Path] = {}
+        self._links: deque[tuple[Path, frozenset[str]]] = deque()
 
     def walk(self, top: Path) -> Iterator[FoundEntry]:
         real = os.path.realpath(top)
         self._folders.setdefault(real, top)
         yield from self._walk(top, real, frozenset({real}))
+        while self._links:
+            path, above = self._links.popleft()
+            yield from self._follow(path, above)
 
     def _walk(self, folder: Path, real: str, above: frozenset[str]) -> Iterator[FoundEntry]:
         try:
@@ -205,25 +212,34 @@ class FolderWalker:
             is_dir = _is_dir(entry)
             if is_hidden(entry.name):
                 yield FoundEntry(path, "hidden-folder" if is_dir else "hidden")
-                continue
-            link = entry.is_symlink()
-            if link and not os.path.exists(path):
-                yield FoundEntry(path, "broken-link", os.readlink(path))
-                continue
-            key = os.path.realpath(path) if link else os.path.join(real, entry.name)
-            if is_dir:
-                if key in above:
-                    yield FoundEntry(path, "loop", key)
-                elif key in self._folders:
-                    yield FoundEntry(path, "repeat-folder", str(self._folders[key]))
-                else:
-                    self._folders[key] = path
-                    yield from self._walk(path, key, above | {key})
-            elif key in self._files:
-                yield FoundEntry(path, "repeat-file", str(self._files[key]))
+            elif entry.is_symlink():
+                self._links.append((path, above))
+            elif is_dir:
+                key = os.path.join(real, entry.name)
+                self._folders[key] = path
+                yield from self._walk(path, key, above | {key})
             else:
-                self._files[key] = path
+                self._files[os.path.join(real, entry.name)] = path
                 yield FoundEntry(path, "file")
+
+    def _follow(self, path: Path, above: frozenset[str]) -> Iterator[FoundEntry]:
+        if not os.path.exists(path):
+            yield FoundEntry(path, "broken-link", os.readlink(path))
+            return
+        key = os.path.realpath(path)
+        if os.path.isdir(path):
+            if key in above:
+                yield FoundEntry(path, "loop", key)
+            elif key in self._folders:
+                yield FoundEntry(path, "repeat-folder", str(self._folders[key]))
+            else:
+                self._folders[key] = path
+                yield from self._walk(path, key, above | {key})
+        elif key in self._files:
+            yield FoundEntry(path, "repeat-file", str(self._files[key]))
+        else:
+            self._files[key] = path
+            yield FoundEntry(path, "file")
 
 
 def report_entry(log: ProblemLog, entry: FoundEntry, item: str) -> None:
