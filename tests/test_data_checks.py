@@ -310,7 +310,7 @@ def _all_missing(tmp_path: Path, count: int = 51) -> Path:
 
 
 def test_a_dataset_without_usable_images_is_an_error_with_grouped_reasons(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = _all_missing(tmp_path)
     args = ("--format", "csv", "--image-column", "image", "--label-column", "label")
@@ -325,6 +325,8 @@ def test_a_dataset_without_usable_images_is_an_error_with_grouped_reasons(
     dataset = CSVManifest(manifest, "image", "label", image_root=tmp_path / "images")
     with pytest.raises(DataError, match="no usable images"):
         experiment(dataset).load_data()
+    # training shows the grouped reasons first, pointing where the full list is
+    assert "(first 5 shown; all listed in `dermkit data inspect --json`)" in capsys.readouterr().err
 
 
 def test_class_folders_without_any_file_are_an_error(tmp_path: Path) -> None:

@@ -248,21 +248,25 @@ class Experiment:
     def load_data(self) -> LoadedDataset:
         """Load the dataset, refuse one that cannot be trained on, and say what to know.
 
-        No usable image, or a class without one, is a ``DataError`` here, before a run
-        folder exists. Skipped and ignored inputs are shown grouped (every one is in
-        ``problems.json``), then the dataset's warnings, such as a split that cannot be
-        grouped by lesion.
+        Skipped and ignored inputs are shown grouped (every one is in
+        ``problems.json``); then no usable image, or a class without one, is a
+        ``DataError``, before a run folder exists; then the dataset's warnings, such as
+        a split that cannot be grouped by lesion.
         """
-        from dermkit.data.checks import problem_lines, require_usable
+        from dermkit.data.checks import problem_lines, usability_errors
 
         loaded = self.data.load(strict=self.strict)
-        require_usable(loaded)
+        errors = usability_errors(loaded)
+        # a refused dataset gets no run folder, so no problems.json to point to
+        listing = "`dermkit data inspect --json`" if errors else "problems.json"
         for ignored, label in ((False, "skipped"), (True, "ignored")):
-            lines = problem_lines(loaded.problems, ignored=ignored, listed_in="problems.json")
+            lines = problem_lines(loaded.problems, ignored=ignored, listed_in=listing)
             for line in lines[:10]:
                 _say(f"dermkit: {label}: {line}")
             if len(lines) > 10:
-                _say(f"dermkit: {label}: {len(lines) - 10} more kinds; see problems.json")
+                _say(f"dermkit: {label}: {len(lines) - 10} more kinds; see {listing}")
+        if errors:
+            raise errors[0]
         for warning in loaded.warnings:
             _say(f"dermkit: warning: {warning}")
         return loaded

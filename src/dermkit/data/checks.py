@@ -57,7 +57,7 @@ def usability_errors(loaded: LoadedDataset) -> list[DataError]:
                 f"no usable images: none of the {inputs:,} inputs found could be used"
                 + (f" ({shown})" if shown else ""),
                 where=where,
-                hint="run `dermkit data inspect` on it to see every skipped input and why",
+                hint="`dermkit data inspect` lists every skipped input and why",
             )
         ]
     counts = loaded.counts()
@@ -165,7 +165,7 @@ def refuse_rare_labels(
             + (f" ({seen})" if seen else "")
             + f"; the closest other {what} is {closest!r} ({_plural(known[closest], unit)})"
         )
-    every = ",".join(sorted(counts))
+    every = ",".join(sorted(name for name, count in counts.items() if count))
     raise DataError(
         "; ".join(parts),
         where=where,
