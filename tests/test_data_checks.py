@@ -196,6 +196,10 @@ def test_isic_and_csv_report_images_no_row_names(tmp_path: Path, write_image: Im
         "ATTRIBUTION.txt": "not an image file, ignored",
     }
     accounted(loaded)
+    # a ground-truth CSV kept beside its images is the dataset, not an ignored file
+    (tmp_path / "imgs" / "gt.csv").write_text((tmp_path / "gt.csv").read_text())
+    beside = ISICGroundTruth(tmp_path / "imgs" / "gt.csv", tmp_path / "imgs", classes=["mel", "nv"])
+    assert set(reasons(beside.load())) == {"ISIC_2.jpg", "ATTRIBUTION.txt"}
 
     write_manifest(tmp_path / "imgs" / "m.csv", [["ISIC_0.jpg", "mel"], ["ISIC_1", "nv"]])
     loaded = CSVManifest(tmp_path / "imgs" / "m.csv", "image", "label").load()

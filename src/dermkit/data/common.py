@@ -313,6 +313,7 @@ def scan_image_folders(
     index: dict[str, Path] = {}
     reported = len(log.problems)
     skipped = {os.path.realpath(p) for p in skip}
+    skipped_names = {Path(p).name for p in skip}
     for folder in folders:
         try:
             with os.scandir(folder) as listing:
@@ -323,7 +324,7 @@ def scan_image_folders(
         for entry in entries:
             path = folder / entry.name
             item = relative_name(path, base)
-            if skipped and os.path.realpath(path) in skipped:
+            if entry.name in skipped_names and os.path.realpath(path) in skipped:
                 continue
             is_dir = _is_dir(entry)
             if is_hidden(entry.name):
