@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
+from dermkit.errors import ConfigError
 from dermkit.models import lite_weights, options
 from dermkit.models.freezing import freeze_all_but_last, frozen_prefix_end
 from dermkit.models.heads import INPUT_NAME, build_head
@@ -227,8 +228,6 @@ def backbone_layers(model: keras.Model) -> list[Any]:
 
 
 def _variant(name: str) -> Variant:
-    from dermkit.errors import ConfigError
-
     try:
         return VARIANTS[name]
     except KeyError:
@@ -340,7 +339,8 @@ class EfficientNetLite0(_LiteFactory):
     folder in ``DERMKIT_WEIGHTS`` or the Keras cache), a path to such an ``.npz`` file,
     or ``None``. ``trainable_layers`` = N trains the last N backbone layers (0: frozen,
     -1: all). The default head is the original classifier's: average pooling →
-    Dropout → Dense softmax, with no hidden layer (``dense=()``).
+    Dropout → Dense softmax, with no hidden layer (``dense=()``); ``dropout`` is the
+    rate of that Dropout and of one after each hidden Dense layer ``dense`` adds.
     """
 
     name: ClassVar[str] = "efficientnet_lite0"
