@@ -228,7 +228,9 @@ def test_old_run_folders_with_cwd_relative_paths_still_resolve(
     for i, image in enumerate(images):
         part = ("train", "val", "test")[i % 3]
         relative = image.relative_to(project).as_posix()
-        rows.append(f"{relative},{classes.index(image.parent.name)},{image.parent.name},g{i},{part}")
+        rows.append(
+            f"{relative},{classes.index(image.parent.name)},{image.parent.name},g{i},{part}"
+        )
     (run / "split.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     (run / "classes.json").write_text(json.dumps(classes), encoding="utf-8")
     problems = {"source": "data", "found": len(images), "used": len(images), "skipped": []}
