@@ -10,7 +10,7 @@ DATASET_FORMAT_HELP = (
 )
 
 DATASET_OPTION_FLAGS: tuple[tuple[str, str, str], ...] = (
-    ("classes", "--classes", "comma-separated class names: fixes their order, refuses others"),
+    ("classes", "--classes", "comma-separated class names, fixing their order (the label numbers)"),
     ("image_column", "--image-column", "(csv) column holding the image path or id"),
     ("label_column", "--label-column", "(csv) column holding the class name"),
     ("group_column", "--group-column", "(csv) column holding the lesion (group) id"),

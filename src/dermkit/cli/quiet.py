@@ -81,12 +81,15 @@ class _QuietLoader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        with captured_stderr_fd() as lines:
-            self.inner.exec_module(module)
-            with contextlib.suppress(Exception):  # the CUDA probe; failures are the noise
-                module.config.list_physical_devices()
-        for line in without_noise(lines):
-            print(line, file=sys.stderr)
+        lines: list[str] = []
+        try:
+            with captured_stderr_fd() as lines:
+                self.inner.exec_module(module)
+                with contextlib.suppress(Exception):  # the CUDA probe; failures are the noise
+                    module.config.list_physical_devices()
+        finally:  # also when the import fails: its own messages must be seen
+            for line in without_noise(lines):
+                print(line, file=sys.stderr)
 
 
 class _QuietImport(importlib.abc.MetaPathFinder):
