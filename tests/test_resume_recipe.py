@@ -249,10 +249,16 @@ def test_old_run_folders_with_cwd_relative_paths_still_resolve(
         read_run_inputs(run)
 
 
-@pytest.mark.slow
-def test_new_runs_store_absolute_paths(trained_run: Path) -> None:
-    config = read(trained_run / "config.json")
-    assert os.path.isabs(config["data"]["root"])
+def test_recipes_and_splits_store_absolute_paths(
+    tiny_data: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dermkit.core import Record
+    from dermkit.experiment import absolute_records
+
+    monkeypatch.chdir(tiny_data.parent)
+    config = recipe(Path(tiny_data.name)).to_config()  # given relative to the cwd
+    assert config["data"]["root"] == str(tiny_data)
+    assert absolute_records([Record("demo/x.png", 0, "g")])[0].path == tiny_data / "x.png"
     lines = (trained_run / "split.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert lines and all(os.path.isabs(line.split(",")[0]) for line in lines)
 
