@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dermkit.cli.options import add_prediction_options
+from dermkit.cli.options import add_dataset_options, add_prediction_options, dataset_options
 from dermkit.core import ClassIndex, LoadedDataset, Problem, Record
 from dermkit.errors import DataError
 
@@ -43,10 +43,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("run", metavar="RUN", help="run folder written by `dermkit train`")
-    parser.add_argument("--data", required=True, help="dataset folder or CSV")
-    parser.add_argument(
-        "--format", default="auto", choices=FORMATS, help="dataset layout (default: detect)"
-    )
+    add_dataset_options(parser, required=True)
     add_prediction_options(parser)
     parser.add_argument(
         "--balanced-test",
@@ -59,18 +56,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: the run's training batch size"
     )
-    options = parser.add_argument_group("dataset options")
-    options.add_argument("--image-dir", help="folder of an ISIC ground-truth CSV's images")
-    options.add_argument("--image-column", help="(csv) column holding the image path or id")
-    options.add_argument("--label-column", help="(csv) column holding the class name")
-    options.add_argument("--group-column", help="(csv) column holding the lesion (group) id")
-    options.add_argument("--image-root", help="(csv) folder image paths are relative to")
     parser.set_defaults(handler=run)
 
 
 def _dataset_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("image_dir", "image_column", "label_column", "group_column", "image_root")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return dataset_options(args)
 
 
 def isic_classes(csv_path: str | Path, known: ClassIndex) -> tuple[str, ...]:
