@@ -26,8 +26,15 @@ if TYPE_CHECKING:  # pragma: no cover
 DIGEST_KEY = "records_digest"
 """Where a report's ``evaluation`` keeps the identity of the images it scored."""
 
-EVALUATION_SETTINGS: tuple[str, ...] = ("part", "tta", "calibrated", "balanced_test", "per_class")
-"""How a report's numbers were made (from its ``evaluation``), compared with the config."""
+EVALUATION_SETTINGS: dict[str, Any] = {
+    "part": None,
+    "tta": False,
+    "calibrated": False,
+    "balanced_test": False,
+    "per_class": None,
+}
+"""How a report's numbers were made (from its ``evaluation``), compared with the config,
+with the value a report that does not mention it was made with (``None``: no default)."""
 
 
 class _Missing:
@@ -116,7 +123,7 @@ def comparison_warnings(
             f"the runs have different class lists ({shown}); balanced accuracy and macro F1 "
             "average over different classes"
         )
-    known = {run: digest for run, digest in test_sets.items() if digest is not None}
+    known = {run: test_sets[run] for run in reports if test_sets.get(run) is not None}
     set_groups = _groups(known)
     if len(set_groups) > 1:
         shown = "; ".join(
@@ -140,9 +147,10 @@ def comparison_warnings(
 def run_settings(report: Report) -> dict[str, Any]:
     """A report's run configuration, plus how its numbers were made, as dotted keys."""
     settings = dict(flatten(report.config))
-    for key in EVALUATION_SETTINGS:
-        if key in report.evaluation:
-            settings[f"evaluation.{key}"] = report.evaluation[key]
+    for key, default in EVALUATION_SETTINGS.items():
+        value = report.evaluation.get(key, default)
+        if value is not None:
+            settings[f"evaluation.{key}"] = value
     return settings
 
 

@@ -20,7 +20,7 @@ from dermkit.evaluation.metrics import Metrics
 SINGLE_CLASS_SHARE = 0.95
 """Share of predictions in one class from which a model counts as predicting one class."""
 
-MIN_IMAGES = 10
+MIN_IMAGES = 5
 """Below this many evaluated images a lopsided prediction says too little to warn about."""
 
 
