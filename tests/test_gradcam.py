@@ -149,7 +149,7 @@ def test_gradcam_figure_puts_the_original_beside_its_overlay_under_a_label() -> 
     original = np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8)
     heat = np.ones((8, 8))
     label = caption("mel", 0.8734)
-    assert label == "mel 0.87"
+    assert label == "mel p=0.87"
     figure = gradcam_figure(original, heat, label)
     gap = gap_width(70)
     banner = figure.shape[0] - 45

@@ -393,3 +393,16 @@ def test_comparison_finds_other_test_sets_class_lists_and_settings(report: Repor
     assert comparison.setting_differences({"a": {"x": 1}, "b": {}}) == [
         ("x", {"a": 1, "b": comparison.MISSING})
     ]
+
+
+def test_align_records_ignores_empty_unknown_classes_and_checks_labels() -> None:
+    from dermkit.evaluation import align_records
+
+    folder = ClassIndex(("Mel", "NV", "lentigo"))  # lentigo: a folder without images
+    records = [Record(path=f"{i}.jpg", label=i % 2, group=str(i)) for i in range(4)]
+    aligned = align_records(records, folder, CLASSES)
+    assert [r.label for r in aligned.records] == [4, 5, 4, 5]
+    assert aligned.empty == ("lentigo",)
+    assert align_records(records, CLASSES, CLASSES).records == tuple(records)
+    with pytest.raises(DataError, match="label 3 is out of range for the 3 classes"):
+        align_records([Record(path="x.jpg", label=3, group="x")], folder, CLASSES)

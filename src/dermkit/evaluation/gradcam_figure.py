@@ -64,8 +64,8 @@ def heatmap_on_original(
 
 
 def caption(class_name: str, probability: float) -> str:
-    """``"mel 0.87"``: what the figure is labelled with."""
-    return f"{class_name} {probability:.2f}"
+    """``"mel p=0.87"``: the predicted class and its probability, the figure's label."""
+    return f"{class_name} p={probability:.2f}"
 
 
 def _banner(text: str, width: int, cv2: Any) -> npt.NDArray[np.uint8]:
