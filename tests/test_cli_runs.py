@@ -277,6 +277,7 @@ def test_the_evaluator_scores_a_three_class_folder_by_class_name(
         evaluator.evaluate(probabilities, loaded, loaded.classes)
 
 
+@pytest.mark.filterwarnings("ignore:the model predicts:UserWarning")  # a one-epoch model
 def test_run_evaluate_scores_any_dataset_by_class_name(
     tiny_run: Path, three_classes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -332,6 +333,7 @@ def collapsed_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return folder
 
 
+@pytest.mark.filterwarnings("ignore:.*were used by this run:UserWarning")
 def test_a_model_that_predicts_one_class_is_warned_about_everywhere(
     tiny_run: Path, collapsed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
