@@ -111,7 +111,7 @@ class FeatureCache:
 
     def _load(self, entry: str, shape: tuple[int, ...]) -> np.ndarray | None:
         try:
-            array = np.load(entry, allow_pickle=False)
+            array: np.ndarray = np.load(entry, allow_pickle=False)
         except (OSError, ValueError, EOFError):
             return None
         if array.shape != shape or array.dtype != FEATURE_DTYPE:
