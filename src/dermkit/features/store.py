@@ -97,19 +97,22 @@ class FeatureCache:
     entries, so tests and benchmarks can show that a second run computes nothing.
     """
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, persist: bool = True) -> None:
         self.root = Path(root).expanduser() if root is not None else default_feature_root()
+        self.persist = persist  # False: compute in memory only, write nothing to disk
         self.computed = 0
         self.read = 0
 
     def __repr__(self) -> str:
-        return f"FeatureCache(root={str(self.root)!r})"
+        return f"FeatureCache(root={str(self.root)!r}, persist={self.persist})"
 
     def entry(self, key: str, view: int, path: str | Path) -> str:
         digest = _identity(path)
         return os.path.join(self.root, key, f"v{view}", digest[:2], digest + ".npy")
 
     def _load(self, entry: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        if not self.persist:
+            return None
         try:
             array: np.ndarray = np.load(entry, allow_pickle=False)
         except (OSError, ValueError, EOFError):
@@ -119,6 +122,8 @@ class FeatureCache:
         return array
 
     def _store(self, entry: str, array: np.ndarray) -> None:
+        if not self.persist:
+            return
         folder = os.path.dirname(entry)
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=folder)
