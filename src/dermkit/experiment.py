@@ -427,6 +427,7 @@ class Experiment:
                 self.training,
                 run_dir,
                 resume=resume,
+                frozen_prefix_end=getattr(self.model, "frozen_prefix_end", None),
             )
         finally:
             _restore_precision(policy)

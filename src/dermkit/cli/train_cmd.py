@@ -180,6 +180,26 @@ def add_training_arguments(
         ),
     )
 
+    fitting.add_argument(
+        "--feature-cache",
+        choices=("auto", "on", "off"),
+        help=h(
+            "feature_cache",
+            "train only the layers after a frozen backbone prefix, on its activations "
+            "computed once per image: auto (when no random augmentation is lost), on, off",
+        ),
+    )
+    fitting.add_argument(
+        "--cache-views",
+        type=int,
+        metavar="N",
+        help=h(
+            "cache_views",
+            "flips/right-angle turns (1-8) cached per training image with --feature-cache; "
+            "8 when augmenting with flips or turns, else 1",
+        ),
+    )
+
     running = parser.add_argument_group("running")
     running.add_argument(
         "--limit", type=int, metavar="N", help=h("limit", "use about N images (smoke runs)")

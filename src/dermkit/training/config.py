@@ -46,6 +46,21 @@ class Training:
     past it (judged by the mean epoch time so far). ``None``: no budget."""
     verbose: int = 1
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
+    feature_cache: Literal["auto", "on", "off"] = attrs.field(
+        default="auto", validator=attrs.validators.in_(("auto", "on", "off"))
+    )
+    """Train a partly frozen model on cached activations of its frozen prefix.
+    ``auto``: whenever the model has a frozen prefix and every augmentation is a flip or
+    a right-angle turn (which cached views keep); ``on``: also when that means leaving
+    random augmentations (zoom, colour) out; ``off``: never. See :mod:`dermkit.features`."""
+    cache_views: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            [attrs.validators.instance_of(int), attrs.validators.ge(1), attrs.validators.le(8)]
+        ),
+    )
+    """Dihedral views (1-8) cached per training image, each costing one pass of the
+    prefix. ``None``: all 8 when the plan flips or turns images, else 1."""
 
     def to_config(self) -> dict[str, Any]:
         return attrs.asdict(self)

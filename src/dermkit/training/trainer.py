@@ -28,12 +28,13 @@ from dermkit.errors import ConfigError
 from dermkit.evaluation.metrics import balanced_accuracy
 from dermkit.training.config import Training
 from dermkit.training.epochs import STATE_FORMAT, best_epoch_from_state, improved
-from dermkit.training.stream import evaluation_stream, training_stream
+from dermkit.training.stream import Stream, evaluation_stream, training_stream
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from dermkit.data.pipeline import ImageLoader
+    from dermkit.features.store import FeatureCache
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_MODEL = Path("model.keras")
@@ -165,6 +166,83 @@ class _EpochEnd:
         return Callback()
 
 
+@attrs.frozen
+class _FitInputs:
+    """What ``fit`` trains (the model, or its tail), on which stream, validated how."""
+
+    trained: Any
+    stream: Stream
+    predict_val: Callable[[], np.ndarray]
+
+
+def _fit_inputs(
+    model: keras.Model,
+    plan: TrainingPlan,
+    val_records: Sequence[Record],
+    loader: ImageLoader,
+    training: Training,
+    first_epoch: int,
+    frozen_prefix_end: Callable[[keras.Model], str | None] | None,
+    cache: FeatureCache | None,
+) -> _FitInputs:
+    """Pixels through the whole model, or cached prefix activations through its tail.
+
+    The tail shares the model's layers and, when the model is compiled, its optimizer
+    (so ``model.save`` checkpoints the tail's optimizer state and a resumed run picks
+    it up exactly); the model is what gets saved and evaluated either way.
+    """
+    from dermkit.features import training as cached
+
+    cut_layer = frozen_prefix_end(model) if frozen_prefix_end is not None else None
+    decision = cached.choose(
+        training.feature_cache, training.cache_views, plan, cut_layer, model.name
+    )
+    if decision.message:
+        _say(f"dermkit: {decision.message}")
+    if decision.use and cut_layer is not None:
+        features = cached.prepare(
+            model,
+            cut_layer,
+            plan,
+            val_records,
+            loader,
+            views=decision.views,
+            batch_size=training.batch_size,
+            cache=cache,
+        )
+        tail = features.cut.tail
+        tail.compile(
+            optimizer=model.optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        stream = features.stream(
+            plan,
+            batch_size=training.batch_size,
+            seed=training.seed,
+            first_epoch=first_epoch,
+            epochs=training.epochs,
+        )
+        return _FitInputs(tail, stream, lambda: features.predict_val(training.batch_size))
+    stream = training_stream(
+        plan,
+        loader,
+        batch_size=training.batch_size,
+        seed=training.seed,
+        first_epoch=first_epoch,
+        epochs=training.epochs,
+    )
+    return _FitInputs(
+        model,
+        stream,
+        lambda: predict_probabilities(model, val_records, loader, training.batch_size),
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def fit(
     model: keras.Model | None,
     build_model: Callable[[], keras.Model],
@@ -176,11 +254,16 @@ def fit(
     *,
     resume: bool = False,
     extra_callbacks: Sequence[Any] = (),
+    frozen_prefix_end: Callable[[keras.Model], str | None] | None = None,
+    feature_cache: FeatureCache | None = None,
 ) -> FitResult:
     """Train, checkpointing every epoch; with ``resume`` continue from the last checkpoint.
 
     ``build_model`` makes a fresh, uncompiled model when there is nothing to resume;
-    ``model`` may be given instead (already built).
+    ``model`` may be given instead (already built). ``frozen_prefix_end`` (the model
+    factory's) lets the trainer fit only the layers after a frozen prefix, on cached
+    activations, when ``training.feature_cache`` allows it; the saved models are
+    always the whole network.
     """
     import keras
 
@@ -213,14 +296,10 @@ def fit(
             metrics=["accuracy"],
         )
     assert model is not None
-    stream = training_stream(
-        plan,
-        loader,
-        batch_size=training.batch_size,
-        seed=training.seed,
-        first_epoch=first_epoch,
-        epochs=training.epochs,
+    inputs = _fit_inputs(
+        model, plan, val_records, loader, training, first_epoch, frozen_prefix_end, feature_cache
     )
+    stream = inputs.stream
     val_labels = np.asarray([r.label for r in val_records], dtype=np.int64)
     stopped = {"early": False}
     started = time.perf_counter()
@@ -230,7 +309,7 @@ def fit(
         nonlocal best_epoch, best_value, epochs_this_call
         epochs_this_call += 1
         assert model is not None
-        probabilities = predict_probabilities(model, val_records, loader, training.batch_size)
+        probabilities = inputs.predict_val()
         logs.update(validation_logs(probabilities, val_labels))
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
         for key, value in logs.items():
@@ -277,7 +356,7 @@ def fit(
             )
         )
     if first_epoch < training.epochs:
-        model.fit(
+        inputs.trained.fit(
             stream.dataset,
             epochs=training.epochs,
             initial_epoch=first_epoch,

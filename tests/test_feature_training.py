@@ -1,0 +1,104 @@
+"""Training on cached frozen-prefix activations: the same fit as on pixels, only faster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dermkit.core import Record, TrainingPlan
+from dermkit.errors import ConfigError
+from dermkit.features.training import choose
+
+
+def _plan(*augmentations: str) -> TrainingPlan:
+    return TrainingPlan(records=(Record("a.png", 0, "a"),), augmentations=augmentations)
+
+
+def test_auto_caches_when_no_random_augmentation_would_be_lost() -> None:
+    decision = choose("auto", None, _plan(), "block15_add", "m")
+    assert decision.use and decision.views == 1
+    decision = choose("auto", None, _plan("flip", "rotate90"), "block15_add", "m")
+    assert decision.use and decision.views == 8
+    decision = choose("auto", 3, _plan("flip"), "block15_add", "m")
+    assert decision.views == 3
+
+
+def test_auto_keeps_random_augmentation_and_says_so() -> None:
+    decision = choose("auto", None, _plan("flip", "zoom", "color"), "block15_add", "m")
+    assert not decision.use
+    assert "zoom, color" in decision.message and "feature_cache=on" in decision.message
+
+
+def test_on_drops_random_augmentation_and_says_so() -> None:
+    decision = choose("on", None, _plan("flip", "zoom"), "block15_add", "m")
+    assert decision.use and decision.dropped == ("zoom",) and decision.views == 8
+    assert "left out: zoom" in decision.message
+
+
+def test_nothing_frozen_means_nothing_to_cache() -> None:
+    assert not choose("auto", None, _plan(), None, "lfn").use
+    assert not choose("off", None, _plan(), "block15_add", "m").use
+    with pytest.raises(ConfigError, match="nothing in the model is frozen"):
+        choose("on", None, _plan(), None, "lfn")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dermkit.demo import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo"), size=32, scale=0.12, seed=3)
+
+
+def _experiment(data: Path, cache_dir: str, **training: Any) -> Any:
+    from dermkit.balancers.class_weights import ClassWeights
+    from dermkit.data.folder import ImageFolder
+    from dermkit.data.splits import GroupedStratifiedSplit
+    from dermkit.experiment import Experiment
+    from dermkit.models.efficientnet_lite import EfficientNetLite0
+    from dermkit.training.config import Training
+
+    options = {"epochs": 2, "batch_size": 8, "verbose": 0, "learning_rate": 1e-3, **training}
+    return Experiment(
+        data=ImageFolder(data),
+        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
+        model=EfficientNetLite0(weights=None, trainable_layers=8, dropout=0.2),
+        balancer=[ClassWeights()],
+        training=Training(**options),
+        image_size=32,
+        cache_dir=cache_dir,
+    )
+
+
+@pytest.mark.slow
+def test_cached_and_uncached_training_agree(tiny_data: Path, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    pixels = _experiment(tiny_data, cache, feature_cache="off").run(tmp_path / "pixels")
+    cached = _experiment(tiny_data, cache, feature_cache="on").run(tmp_path / "cached")
+    # Same batches in the same order, same dropout draws: only float16 storage differs.
+    np.testing.assert_allclose(cached.history["loss"], pixels.history["loss"], rtol=2e-2)
+    for part in ("val", "test"):
+        a = np.load(tmp_path / "pixels" / f"probabilities_{part}.npy")
+        b = np.load(tmp_path / "cached" / f"probabilities_{part}.npy")
+        np.testing.assert_allclose(b, a, atol=2e-2)
+    # The activations were stored beside the image cache; a second run reads them.
+    assert any((Path(cache) / "features").rglob("*.npy"))
+
+
+@pytest.mark.slow
+def test_cached_training_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    from dermkit.experiment import Experiment
+
+    cache = str(tmp_path / "cache")
+    straight = _experiment(tiny_data, cache, feature_cache="on", cache_views=2, epochs=3)
+    straight.run(tmp_path / "straight")
+    stopped = _experiment(tiny_data, cache, feature_cache="on", cache_views=2, epochs=1)
+    stopped.run(tmp_path / "stopped")
+    Experiment.resume(tmp_path / "stopped", epochs=3)
+    a = json.loads((tmp_path / "straight" / "history.json").read_text())
+    b = json.loads((tmp_path / "stopped" / "history.json").read_text())
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
+    np.testing.assert_allclose(b["val_loss"], a["val_loss"], rtol=1e-5)
