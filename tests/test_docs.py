@@ -359,3 +359,9 @@ def test_the_example_scripts_are_all_run_by_the_example_tests() -> None:
         assert f'"{name}"' in source, f"examples/{name}.py is not run by tests/test_examples.py"
     assert "def test_lfn_attempts_run_end_to_end" in source
     assert "def test_backbone_attempts_run_end_to_end" in source
+
+
+def test_sphinx_roles_in_docstrings_render_as_plain_code() -> None:
+    hook = load_tool(DOCS / "hooks" / "sphinx_roles.py")
+    html = "a :class:<code>~dermkit.core.Dataset</code> or :meth:<code>Experiment.run</code>"
+    assert hook.plain(html) == "a <code>Dataset</code> or <code>Experiment.run</code>"
