@@ -1,0 +1,183 @@
+"""Transfer learning on HAM10000: EfficientNet-Lite from ImageNet vs from random weights vs LFN.
+
+Every arm uses the split of ``benchmarks/train_lfn_ham.py`` (lesion-grouped 70/15/15,
+seed 0) and the same wall-clock budget (``--minutes``, which includes computing frozen
+features), and selects its best epoch on validation only; the test part is reported,
+never tuned on. Arms:
+
+- ``lite0-imagenet`` (and ``lite2-imagenet``): ImageNet weights, the last ``--trainable``
+  backbone layers trained on cached activations with all eight flips/turns;
+- ``lite0-random``: the same network and recipe from random weights, trained end to end
+  on pixels (nothing to freeze);
+- ``lfn128``: the study's LFN at 128 px from scratch, class weights and augmentation.
+
+It prints balanced accuracy with lesion-bootstrap 95% intervals, per-class recall,
+melanoma sensitivity at specificity 0.8 and the minutes used, then (``--resnet-speed``)
+seconds per epoch of ResNet50 last-4 (random weights, no augmentation) with and without
+the feature cache, epochs after the first.
+
+    DERMKIT_HAM10000=... DERMKIT_WEIGHTS=... python benchmarks/transfer_ham.py \\
+        --arms lite0-imagenet,lite0-random,lfn128 --minutes 60 --out runs/transfer
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe_machine
+
+ARMS = ("lite0-imagenet", "lite2-imagenet", "lite0-random", "lfn128")
+
+
+def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
+    from dermkit import HAM10000, Experiment, Training
+    from dermkit.balancers.augment import Augment
+    from dermkit.balancers.class_weights import ClassWeights
+    from dermkit.data.splits import GroupedStratifiedSplit
+    from dermkit.models.registry import model_factory
+
+    split = GroupedStratifiedSplit(val=0.15, test=0.15, seed=0)
+    common = {"epochs": args.epochs, "batch_size": 32, "verbose": 2, "max_minutes": minutes}
+    if arm == "lfn128":
+        return Experiment(
+            data=HAM10000(args.data),
+            split=split,
+            model="lfn",
+            balancer=[ClassWeights(), Augment()],
+            training=Training(optimizer="adamax", schedule="plateau", early_stopping=8, **common),
+            image_size=128,
+        )
+    name = "efficientnet_lite2" if arm.startswith("lite2") else "efficientnet_lite0"
+    weights = "imagenet" if arm.endswith("imagenet") else None
+    trainable = args.trainable if weights else -1
+    return Experiment(
+        data=HAM10000(args.data),
+        split=split,
+        model=model_factory(name, weights=weights, trainable_layers=trainable),
+        balancer=[ClassWeights(), Augment(recipes=("flip", "rotate90"))],
+        training=Training(
+            optimizer="adam",
+            learning_rate=args.lr,
+            schedule="plateau",
+            early_stopping=6,
+            feature_cache="auto",
+            **common,
+        ),
+    )
+
+
+def figures(run_dir: Path) -> dict[str, Any]:
+    from dermkit.evaluation.report import Report
+
+    report = Report.read(run_dir / "report_test")
+    interval = report.intervals.balanced_accuracy if report.intervals is not None else None
+    mel = None
+    if "mel" in report.class_names:
+        for point in report.metrics.operating_points:
+            if abs(point.target_specificity - 0.8) < 1e-9:
+                mel = point.sensitivity
+    return {
+        "balanced_accuracy": report.balanced_accuracy,
+        "ci": (interval.low, interval.high) if interval is not None else None,
+        "recall": dict(zip(report.class_names, report.metrics.recall, strict=True)),
+        "mel_sens_at_spec_0.8": mel,
+        "n": report.metrics.n,
+    }
+
+
+def run_arm(arm: str, args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out) / arm
+    started = time.perf_counter()
+    if (out / "summary.json").exists():
+        print(f"{arm}: already finished in {out}; reprinting its figures")
+        minutes = float("nan")
+    else:
+        # max_minutes bounds fit; frozen features are computed inside fit, so they count.
+        experiment(arm, args, minutes=args.minutes).run(out, resume=(out / "state.json").exists())
+        minutes = (time.perf_counter() - started) / 60
+    return {"arm": arm, "minutes": minutes, **figures(out)}
+
+
+def resnet_speed(args: argparse.Namespace) -> None:
+    """Seconds per epoch of ResNet50 last-4 on pixels vs on cached features (epochs 2+)."""
+    from dermkit import HAM10000, Experiment, Training
+    from dermkit.data.splits import GroupedStratifiedSplit
+    from dermkit.models.registry import model_factory
+
+    rows = []
+    for mode in ("off", "on"):
+        out = Path(args.out) / f"resnet50-last4-cache-{mode}"
+        result = Experiment(
+            data=HAM10000(args.data),
+            split=GroupedStratifiedSplit(val=0.15, test=0.15, seed=0),
+            model=model_factory("resnet50", weights=None, trainable_layers=4),
+            training=Training(
+                epochs=args.speed_epochs, batch_size=32, verbose=2, feature_cache=mode
+            ),
+            limit=args.speed_limit,
+        ).run(out)
+        seconds = result.history["epoch_seconds"]
+        later = sorted(seconds[1:]) or seconds
+        rows.append((mode, seconds[0], later[len(later) // 2]))
+    print("\nResNet50 last-4, random weights, no augmentation, 224 px")
+    print("| feature cache | epoch 1 (s) | later epochs, median (s) |")
+    print("|---|---|---|")
+    for mode, first, later in rows:
+        print(f"| {mode} | {first:.1f} | {later:.1f} |")
+    print(f"speed-up of later epochs: {rows[0][2] / rows[1][2]:.1f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("DERMKIT_HAM10000"))
+    parser.add_argument("--out", default="runs/transfer")
+    parser.add_argument("--arms", default="lite0-imagenet,lite0-random,lfn128")
+    parser.add_argument("--minutes", type=float, default=60.0, help="budget per arm")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--trainable", type=int, default=20, help="Lite backbone layers trained")
+    parser.add_argument("--resnet-speed", action="store_true")
+    parser.add_argument("--speed-epochs", type=int, default=3)
+    parser.add_argument("--speed-limit", type=int, default=None, help="images for the speed run")
+    args = parser.parse_args()
+    if not args.data:
+        print("set DERMKIT_HAM10000 or pass --data: the HAM10000 folder is needed", file=sys.stderr)
+        return 2
+    print(describe_machine())
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        print(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}", file=sys.stderr)
+        return 2
+    results = [run_arm(arm, args) for arm in arms]
+    if results:
+        print("\nInternal test split (lesion-grouped, seed 0); best epoch chosen on validation")
+        print(
+            "| arm | minutes | balanced accuracy (95% CI) | mel sens @ spec 0.8 | recall "
+            + " ".join(results[0]["recall"])
+            + " |"
+        )
+        print("|---|---|---|---|---|")
+        for r in results:
+            ci = f"({r['ci'][0]:.3f}-{r['ci'][1]:.3f})" if r["ci"] else ""
+            mel = (
+                f"{r['mel_sens_at_spec_0.8']:.3f}" if r["mel_sens_at_spec_0.8"] is not None else "-"
+            )
+            recall = " ".join(f"{v:.2f}" for v in r["recall"].values())
+            print(
+                f"| {r['arm']} | {r['minutes']:.0f} | {r['balanced_accuracy']:.3f} {ci} | "
+                f"{mel} | {recall} |"
+            )
+    if args.resnet_speed:
+        resnet_speed(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
