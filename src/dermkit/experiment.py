@@ -455,8 +455,11 @@ class Experiment:
                 "skipped": [p.to_json() for p in loaded.problems],
             },
         )
-        if loaded.problems:
-            _say(f"dermkit: skipped {len(loaded.problems)} input(s); see problems.json")
+        from dermkit.data.checks import is_ignored
+
+        skipped = [p for p in loaded.problems if not is_ignored(p)]
+        if skipped:
+            _say(f"dermkit: skipped {len(skipped)} input(s); see problems.json")
         write_split_manifest(split, classes, run_dir / "split.csv")
         _say(
             f"dermkit: {len(split.train)} train / {len(split.val)} val / "

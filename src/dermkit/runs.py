@@ -325,7 +325,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         folder,
         CLASSES_FILE,
         "the run stopped before it loaded its data",
-        f"resume it with `dermkit train --data ... --out {folder} --resume`",
+        f"resume it with `dermkit resume {folder}`",
     )
     names = _read_json(classes_path, CLASSES_FILE)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -338,7 +338,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         folder,
         MODEL_FILE,
         "the run did not finish an epoch",
-        f"resume it with `dermkit train --data ... --out {folder} --resume`",
+        f"resume it with `dermkit resume {folder}`",
     )
     settings = _image_settings(config, folder)
     model = _load_model(model_path)
