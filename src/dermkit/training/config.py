@@ -39,6 +39,10 @@ class Training:
     )
     seed: int = 0
     mixed_precision: bool = False
+    jit_compile: bool | Literal["auto"] = attrs.field(default="auto")
+    """XLA compilation of the training step: ``"auto"`` is Keras' rule (on where a GPU
+    is present, off on CPU-only machines, where docs/performance.md measured no gain),
+    ``True``/``False`` force it."""
     weight_decay: float = attrs.field(default=1e-4, validator=attrs.validators.ge(0.0))
     """Only used by ``adamw``."""
     max_minutes: float | None = None
@@ -46,6 +50,15 @@ class Training:
     past it (judged by the mean epoch time so far). ``None``: no budget."""
     verbose: int = 1
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
+
+    @jit_compile.validator
+    def _check_jit_compile(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not (value == "auto" or isinstance(value, bool)):
+            raise ConfigError(
+                f"invalid jit_compile {value!r}",
+                where="training options",
+                hint='use "auto", true or false',
+            )
 
     def to_config(self) -> dict[str, Any]:
         return attrs.asdict(self)

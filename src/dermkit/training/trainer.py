@@ -182,6 +182,8 @@ def fit(
         from dermkit.models import load_model
 
         model = load_model(run_dir / LAST_CHECKPOINT)
+        # the checkpoint holds the first call's XLA choice; this call's options decide
+        model.jit_compile = None if training.jit_compile == "auto" else training.jit_compile
         first_epoch = int(state["epochs_done"])
         history = {k: list(v) for k, v in state["history"].items()}
         best_epoch, best_value = int(state["best_epoch"]), float(state["best_value"])
@@ -197,6 +199,7 @@ def fit(
             optimizer=make_optimizer(training, stream_steps),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=training.jit_compile,
         )
     assert model is not None
     stream = training_stream(
