@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from dermkit.cli.main import main
+from dermkit.errors import DataError
 
 SIZE = 64
 RUN_CLASSES = ("bcc", "mel", "nv", "vasc")
@@ -235,6 +236,145 @@ def test_evaluate_on_a_missing_folder_is_one_line(
     assert str(missing) in err
 
 
+# --------------------------------------------------------------------------- class index
+
+
+@pytest.fixture(scope="module")
+def three_classes(tiny_run: Path) -> Path:
+    """A folder of three of the run's classes: ImageFolder numbers them mel 0, nv 1, vasc 2."""
+    folder = tiny_run.parent / "three"
+    if not folder.exists():
+        for name in ("mel", "nv", "vasc"):
+            shutil.copytree(tiny_run.parent / "data" / name, folder / name)
+    return folder
+
+
+def _support(report: Any) -> dict[str, int]:
+    return dict(zip(report.class_names, report.metrics.support, strict=True))
+
+
+def test_the_evaluator_scores_a_three_class_folder_by_class_name(
+    tiny_run: Path, three_classes: Path
+) -> None:
+    """Issue 7.2: mel/nv/vasc images were scored as bcc/mel/nv, by position."""
+    from dermkit.data.folder import ImageFolder
+    from dermkit.evaluation import StandardEvaluator
+    from dermkit.runs import load_run
+
+    run = load_run(tiny_run)
+    loaded = ImageFolder(three_classes).load()
+    assert loaded.classes.names == ("mel", "nv", "vasc") != run.classes.names
+    counts = dict(zip(loaded.classes, loaded.counts(), strict=True))
+    probabilities = run.predict(loaded.records)
+    evaluator = StandardEvaluator(n_boot=0)
+    report = evaluator.evaluate(probabilities, loaded, run.classes)
+    assert _support(report) == {"bcc": 0, **counts}
+    named = evaluator.evaluate(
+        probabilities, loaded.records, run.classes, record_classes=loaded.classes
+    )
+    assert named.to_json() == report.to_json()
+    with pytest.raises(DataError, match="columns but the model's class index has 3 classes"):
+        evaluator.evaluate(probabilities, loaded, loaded.classes)
+
+
+@pytest.mark.filterwarnings("ignore:the model predicts:UserWarning")  # a one-epoch model
+def test_run_evaluate_scores_any_dataset_by_class_name(
+    tiny_run: Path, three_classes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dermkit.data.folder import ImageFolder
+    from dermkit.evaluation import Report
+    from dermkit.runs import load_run
+
+    run = load_run(tiny_run)
+    counts = dict(zip(*_names_and_counts(three_classes), strict=True))
+    by_path = run.evaluate(three_classes)
+    by_dataset = run.evaluate(ImageFolder(three_classes), tta=True, calibrated=True)
+    by_loaded = run.evaluate(ImageFolder(three_classes).load())
+    for report in (by_path, by_dataset, by_loaded):
+        assert _support(report) == {"bcc": 0, **counts}
+    assert by_path.to_json()["metrics"] == by_loaded.to_json()["metrics"]
+    assert by_dataset.evaluation["tta"] and by_dataset.evaluation["calibrated"]
+    assert by_path.title == f"Evaluation report: {run.name} on three"
+
+    out = tmp_path / "cli"
+    code, _, err = run_cli(
+        capsys, "evaluate", str(tiny_run), "--data", str(three_classes), "--out", str(out)
+    )
+    assert code == 0, err
+    cli = Report.read(out)
+    assert cli.to_json()["metrics"] == by_path.to_json()["metrics"]  # the CLI is the same call
+
+    unknown = tmp_path / "unknown"
+    shutil.copytree(three_classes, unknown)
+    shutil.copytree(three_classes / "nv", unknown / "akiec")
+    with pytest.raises(DataError, match=r"does not know: akiec \(\d+ images\)"):
+        run.evaluate(unknown)
+
+
+def _names_and_counts(folder: Path) -> tuple[list[str], list[int]]:
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    return names, [len(list((folder / n).glob("*.png"))) for n in names]
+
+
+@pytest.fixture(scope="module")
+def collapsed_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny run whose model answers nv for every image (output bias only)."""
+    from dermkit.models import load_model
+
+    folder = tmp_path_factory.mktemp("collapsed") / "run"
+    shutil.copytree(tiny_run, folder, ignore=shutil.ignore_patterns("eval-*", "checkpoints"))
+    model = load_model(folder / "model.keras", compile=False)
+    head = [layer for layer in model.layers if layer.weights][-1]
+    kernel, bias = head.get_weights()
+    bias[:] = 0.0
+    bias[RUN_CLASSES.index("nv")] = 50.0
+    head.set_weights([np.zeros_like(kernel), bias])
+    model.save(folder / "model.keras")
+    return folder
+
+
+@pytest.mark.filterwarnings("ignore:.*were used by this run:UserWarning")
+def test_a_model_that_predicts_one_class_is_warned_about_everywhere(
+    tiny_run: Path, collapsed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 7.7: `dermkit evaluate`, `run.evaluate` and `Experiment.evaluate_run`."""
+    from dermkit.data.splits import read_split_manifest
+    from dermkit.experiment import Experiment
+    from dermkit.runs import load_run
+
+    data = tiny_run.parent / "data"
+    out = tmp_path / "report"
+    code, stdout, err = run_cli(
+        capsys, "evaluate", str(collapsed_run), "--data", str(data), "--out", str(out)
+    )
+    assert code == 0, err
+    assert "dermkit: warning: the model predicts nv for 100%" in err
+    assert "WARNING: the model predicts nv for 100%" in stdout  # the summary line
+    md = (out / "report.md").read_text()
+    assert md.index("**Warning:** the model predicts nv") < md.index("## Configuration")
+
+    with pytest.warns(UserWarning, match="predicts nv for 100%"):
+        report = load_run(collapsed_run).evaluate(data)
+    assert report.warnings and "collapsed" in report.warnings[0]
+
+    experiment = Experiment.from_run(collapsed_run)
+    loaded = experiment.load_data()
+    split = read_split_manifest(collapsed_run / "split.csv")
+    experiment.evaluate_run(
+        collapsed_run,
+        split,
+        loaded.classes,
+        experiment.image_loader(),
+        loaded,
+        experiment.make_plan(split.train, loaded.classes),
+        {},
+    )
+    err = capsys.readouterr().err
+    assert "dermkit: val: " in err and "WARNING: the model predicts nv" in err
+    md = (collapsed_run / "report_test" / "report.md").read_text()
+    assert "**Warning:** the model predicts nv for 100%" in md
+
+
 # --------------------------------------------------------------------------- predict
 
 
@@ -317,8 +457,6 @@ def test_predict_with_only_bad_images_exits_2(
 def test_predict_writes_gradcam_overlays(
     tiny_run: Path, inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import cv2
-
     out_dir = tmp_path / "cams"
     code, out, _ = run_cli(
         capsys, "predict", str(tiny_run), str(inputs["folder"]), "--gradcam", str(out_dir), "--json"
@@ -326,11 +464,39 @@ def test_predict_writes_gradcam_overlays(
     assert code == 0
     written = sorted(p.name for p in out_dir.iterdir())
     assert written == ["a-2_gradcam.png", "a_gradcam.png", "b_gradcam.png"]  # no temp files
-    for path in out_dir.iterdir():
-        picture = cv2.imread(str(path))
-        assert picture is not None and picture.shape == (SIZE, SIZE, 3)
     items = [item for item in json.loads(out) if "error" not in item]
     assert {Path(item["gradcam"]).name for item in items} == set(written)
+
+
+def test_gradcam_figure_is_the_original_size_beside_the_overlay(
+    tiny_run: Path,
+    images: dict[str, list[Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not the 64x64 input the model saw: the photo as it is, and the overlay on it."""
+    import cv2
+
+    from dermkit.evaluation.gradcam_figure import gap_width
+
+    picture = cv2.resize(cv2.imread(str(images["mel"][0])), (150, 100))  # 150 wide, 100 high
+    source = tmp_path / "wide.png"
+    cv2.imwrite(str(source), picture)
+    out_dir = tmp_path / "cams"
+    code, out, _ = run_cli(
+        capsys, "predict", str(tiny_run), str(source), "--gradcam", str(out_dir), "--json"
+    )
+    assert code == 0
+    (item,) = json.loads(out)
+    figure = cv2.imread(item["gradcam"])
+    assert figure is not None
+    banner = figure.shape[0] - 100
+    assert banner > 0 and figure.shape[1] == 150 + gap_width(150) + 150
+    np.testing.assert_array_equal(figure[banner:, :150], picture)
+    assert not np.array_equal(figure[banner:, -150:], picture)
+    assert figure[:banner].min() < 100  # the class and probability are written on top
+    top = max(item["probabilities"], key=item["probabilities"].__getitem__)
+    assert item["top_k"][0]["class"] == top
 
 
 # --------------------------------------------------------------------------- compare
@@ -344,7 +510,7 @@ def test_compare_tables_every_run(
     code, out, _ = run_cli(capsys, "compare", str(tiny_run), str(other))
     assert code == 0
     lines = out.strip().splitlines()
-    assert lines[0].startswith("| Run | Balanced accuracy (95% CI)")
+    assert lines[0].startswith("| Run | n | Balanced accuracy (95% CI)")
     assert "Recall mel" in lines[0]
     assert lines[2].startswith(f"| {tiny_run} |") and lines[3].startswith(f"| {other} |")
 
@@ -366,3 +532,69 @@ def test_compare_names_runs_without_a_report(
     assert code == 2 and out == ""
     assert err.count("\n") == 1
     assert str(empty) in err and str(tiny_run) + "," not in err
+
+
+def test_compare_warns_about_other_test_sets_and_shows_what_differs(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    same = tmp_path / "same-test-set"
+    shutil.copytree(tiny_run / "report_test", same / "report_test")
+    data = json.loads((same / "report_test" / "report.json").read_text())
+    data["config"]["training"]["batch_size"] = 16
+    data["config"]["training"]["optimizer"] = "adamax"
+    (same / "report_test" / "report.json").write_text(json.dumps(data))
+    code, out, err = run_cli(capsys, "compare", str(tiny_run), str(same))
+    assert code == 0
+    assert "test sets" not in err and "class lists" not in err  # same images and classes
+    assert f"| {tiny_run} | {data['metrics']['n']} |" in out  # n per run
+    assert "Settings that differ:" in out
+    assert '| training.optimizer | "adam" | "adamax" |' in out
+    assert "| training.batch_size | 8 | 16 |" in out
+
+    external = tmp_path / "external"
+    code, _, err = run_cli(
+        capsys,
+        "evaluate",
+        str(tiny_run),
+        "--data",
+        str(tiny_run.parent / "data"),
+        "--out",
+        str(external),
+    )
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "compare", str(tiny_run), str(external), "--json")
+    assert code == 0
+    assert "dermkit: warning: the runs were scored on different test sets" in err
+    rows = json.loads(out)
+    assert rows[0]["test_set"] != rows[1]["test_set"]
+    assert rows[1]["images"] > rows[0]["images"]
+    assert rows[0]["differing_settings"] == {"evaluation.part": "test"}
+    assert rows[1]["differing_settings"] == {"evaluation.part": None}
+
+
+def test_compare_warns_about_other_class_lists(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dermkit.core import ClassIndex, Record
+    from dermkit.evaluation import StandardEvaluator
+
+    classes = ClassIndex(("benign", "malignant"))
+    records = [Record(path=f"{i}.jpg", label=i % 2, group=str(i)) for i in range(20)]
+    probabilities = np.tile([[0.7, 0.3], [0.2, 0.8]], (10, 1))
+    report = StandardEvaluator(n_boot=0).evaluate(probabilities, records, classes)
+    report.write(tmp_path / "binary", plots=False)
+    code, out, err = run_cli(capsys, "compare", str(tiny_run), str(tmp_path / "binary"))
+    assert code == 0
+    assert "different class lists" in err and "benign, malignant" in err
+    assert "different test sets" in err
+    assert "Recall benign" in out.splitlines()[0] and "Recall mel" in out.splitlines()[0]
+
+
+def test_compare_on_a_folder_that_does_not_exist_says_so(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-run"
+    code, out, err = run_cli(capsys, "compare", str(tiny_run), str(missing))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"no such run folder: {missing}" in err

@@ -121,3 +121,43 @@ def test_overlay_is_uint8_rgb_of_the_image_size() -> None:
         overlay(image, np.zeros((2, 2, 2)))
     with pytest.raises(ConfigError):
         overlay(image, heat, colormap="no-such-map")
+
+
+def test_heatmap_goes_back_onto_the_original_geometry() -> None:
+    from dermkit.evaluation.gradcam_figure import heatmap_on_original
+
+    heat = np.zeros((8, 8))
+    heat[:, :4] = 1.0  # the left half of what the model saw
+    squash = heatmap_on_original(heat, (30, 60), "squash")
+    assert squash.shape == (30, 60)
+    assert squash[:, :25].min() > 0.9 and squash[:, 35:].max() < 0.1
+    crop = heatmap_on_original(heat, (30, 60), "center_crop")
+    assert crop.shape == (30, 60)
+    assert crop[:, :15].max() == 0.0 and crop[:, 45:].max() == 0.0  # never seen
+    assert crop[:, 16:28].min() > 0.9 and crop[:, 32:44].max() < 0.1
+    pad_heat = np.zeros((8, 8))
+    pad_heat[2:6, :] = 1.0  # a 60x30 image padded to a square sits in rows 2-5
+    pad = heatmap_on_original(pad_heat, (30, 60), "pad")
+    assert pad.shape == (30, 60) and pad.min() > 0.9
+    with pytest.raises(ConfigError, match="resize mode"):
+        heatmap_on_original(heat, (30, 60), "stretch")
+
+
+def test_gradcam_figure_puts_the_original_beside_its_overlay_under_a_label() -> None:
+    from dermkit.evaluation.gradcam_figure import caption, gap_width, gradcam_figure
+
+    original = np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    heat = np.ones((8, 8))
+    label = caption("mel", 0.8734)
+    assert label == "mel p=0.87"
+    figure = gradcam_figure(original, heat, label)
+    gap = gap_width(70)
+    banner = figure.shape[0] - 45
+    assert figure.dtype == np.uint8 and figure.shape == (banner + 45, 70 + gap + 70, 3)
+    assert banner > 0
+    np.testing.assert_array_equal(figure[banner:, :70], original)  # untouched original
+    assert not np.array_equal(figure[banner:, 70 + gap :], original)  # the overlay
+    text = figure[:banner]
+    assert text.min() < 100 and text.max() == 255  # dark text on a white strip
+    unlabelled = gradcam_figure(original, heat, "")
+    assert unlabelled[:banner].min() == 255

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dermkit import plugins
-from dermkit.core import ClassIndex, Problem, Record
+from dermkit.core import ClassIndex, LoadedDataset, Problem, Record
 from dermkit.errors import ConfigError, DataError
 from dermkit.evaluation import (
     Report,
@@ -214,7 +214,8 @@ def test_compare_reports_table(report: Report) -> None:
     lines = table.strip().splitlines()
     assert len(lines) == 4
     assert "Balanced accuracy (95% CI)" in lines[0] and "Recall mel" in lines[0]
-    assert lines[2].startswith("| baseline | ")
+    assert lines[0].startswith("| Run | n |")
+    assert lines[2].startswith(f"| baseline | {report.metrics.n} | ")
     assert f"{other.balanced_accuracy:.3f} (" in lines[3]
     assert compare_reports({}).startswith("_No reports")
 
@@ -251,3 +252,157 @@ def test_run_context_and_headline(tmp_path: Path) -> None:
     assert f"{rep.balanced_accuracy:.3f}" in rep.summary_line()
     with pytest.raises(DataError, match="counts"):
         rep.with_run_context(RunContext(counts={"train": [1, 2]}))
+
+
+# --------------------------------------------------------------------------- issue 7
+
+
+def _collapsed(records: list[Record], onto: str = "nv", share: float = 1.0) -> np.ndarray:
+    """Probabilities that put about ``share`` of the images on one class.
+
+    The images left out are the first ones (records come sorted by label, so these are
+    of other classes) and are predicted correctly.
+    """
+    probs = _probabilities(records, strength=6.0)
+    keep = round((1.0 - share) * len(records))
+    probs[keep:] = 0.01 / (len(CLASSES) - 1)
+    probs[keep:, CLASSES.index(onto)] = 0.99
+    return probs
+
+
+def test_report_opens_with_the_headline_then_the_configuration(report: Report) -> None:
+    md = report.to_markdown()
+    headline = md.index("## Headline")
+    config = md.index("## Configuration")
+    assert md.startswith(f"# {report.title}\n\n## Headline")
+    assert headline < config < md.index("## Data") < md.index("## Metrics")
+    block = md[headline:config]
+    iv = report.intervals
+    assert iv is not None
+    ba = iv.balanced_accuracy
+    assert f"| {report.balanced_accuracy:.3f} | {ba.low:.3f} – {ba.high:.3f} |" in block
+    assert f"Macro F1 | {report.macro_f1:.3f}" in block
+    assert f"Macro ROC AUC (one vs rest) | {report.macro_auc:.3f}" in block
+    assert f"Sensitivity for mel (recall) | {report.recall_of('mel'):.3f}" in block
+    assert f"Images evaluated (n) | {sum(SIZES)}" in block
+    head = report.headline()
+    assert head["sensitivity_mel"] == report.recall_of("mel")
+    assert head["macro_f1_ci_low"] <= report.macro_f1 <= head["macro_f1_ci_high"]
+
+
+def test_headline_without_a_melanoma_class_leaves_sensitivity_out() -> None:
+    classes = ClassIndex(("benign", "malignant"))
+    records = [Record(path=f"{i}.jpg", label=i % 2, group=str(i)) for i in range(20)]
+    probs = np.tile([[0.7, 0.3], [0.2, 0.8]], (10, 1))
+    md = StandardEvaluator(n_boot=0).evaluate(probs, records, classes).to_markdown()
+    headline = md[md.index("## Headline") : md.index("## Evaluation")]
+    assert "Sensitivity" not in headline and "Images evaluated (n) | 20" in headline
+
+
+def test_a_model_that_predicts_one_class_is_warned_about(tmp_path: Path) -> None:
+    records = _records()
+    rep = StandardEvaluator(n_boot=20).evaluate(_collapsed(records, share=0.96), records, CLASSES)
+    rep = rep.with_context(config={"model": "lfn"})
+    assert len(rep.warnings) == 1
+    warning = rep.warnings[0]
+    assert "predicts nv for 96%" in warning and "collapsed" in warning
+    assert f"WARNING: {warning}" in rep.summary_line()
+    rep.write(tmp_path, plots=False)
+    md = (tmp_path / "report.md").read_text()
+    assert md.index(f"**Warning:** {warning}") < md.index("## Configuration")
+    assert json.loads((tmp_path / "report.json").read_text())["warnings"] == [warning]
+    assert Report.read(tmp_path).warnings == rep.warnings
+
+
+def test_no_single_class_warning_for_a_working_or_a_one_class_set() -> None:
+    records = _records()
+    fine = StandardEvaluator(n_boot=0).evaluate(_probabilities(records), records, CLASSES)
+    assert fine.warnings == () and "WARNING" not in fine.summary_line()
+    assert "Warning" not in fine.to_markdown()
+    lopsided = StandardEvaluator(n_boot=0).evaluate(
+        _collapsed(records, share=0.90), records, CLASSES
+    )
+    assert lopsided.warnings == ()  # below the 95% share
+    nv_only = [r for r in records if r.label == CLASSES.index("nv")]
+    one_class = StandardEvaluator(n_boot=0).evaluate(_collapsed(nv_only), nv_only, CLASSES)
+    assert one_class.warnings == ()  # the labels have one class: nothing to collapse from
+
+
+def test_evaluator_maps_record_labels_onto_the_model_classes_by_name() -> None:
+    three = ClassIndex(("BCC", "mel", "nv"))  # another order and case than the model's
+    records = [Record(path=f"{i}.jpg", label=i % 3, group=str(i)) for i in range(30)]
+    model_labels = [CLASSES.index(three.name(r.label).lower()) for r in records]
+    probs = np.full((30, 7), 0.01)
+    probs[np.arange(30), model_labels] = 0.94
+    evaluator = StandardEvaluator(n_boot=0)
+    rep = evaluator.evaluate(probs, records, CLASSES, record_classes=three)
+    support = dict(zip(rep.class_names, rep.metrics.support, strict=True))
+    assert support == {"akiec": 0, "bcc": 10, "bkl": 0, "df": 0, "mel": 10, "nv": 10, "vasc": 0}
+    assert rep.accuracy == 1.0
+    loaded = LoadedDataset(records=tuple(records), classes=three, source="three/")
+    assert evaluator.evaluate(probs, loaded, CLASSES).to_json() == rep.to_json()
+    unknown = LoadedDataset(
+        records=(*records, Record(path="x.jpg", label=3, group="x")),
+        classes=ClassIndex(("BCC", "mel", "nv", "lentigo")),
+        source="four/",
+    )
+    with pytest.raises(DataError, match=r"does not know: lentigo \(1 image\)") as caught:
+        evaluator.evaluate(np.vstack([probs, probs[:1]]), unknown, CLASSES)
+    assert caught.value.where == "four/"
+    with pytest.raises(DataError, match="7 classes"):
+        narrow = probs[:, :3] / probs[:, :3].sum(axis=1, keepdims=True)
+        evaluator.evaluate(narrow, loaded, CLASSES)  # not the model's probabilities
+
+
+def test_comparison_finds_other_test_sets_class_lists_and_settings(report: Report) -> None:
+    from dermkit.evaluation import comparison
+
+    records = _records()
+    fewer = records[:-10]
+    same = StandardEvaluator(n_boot=0).evaluate(_probabilities(records, seed=2), records, CLASSES)
+    other = StandardEvaluator(n_boot=0).evaluate(_probabilities(fewer), fewer, CLASSES)
+    key = comparison.DIGEST_KEY
+    assert report.evaluation[key] == same.evaluation[key] != other.evaluation[key]
+    reports = {"a": report, "b": same, "c": other}
+    sets = {name: r.evaluation[key] for name, r in reports.items()}
+    (warning,) = comparison.comparison_warnings(reports, sets)
+    assert "different test sets" in warning and f"c (n={len(fewer)})" in warning
+    assert comparison.comparison_warnings({"a": report, "b": same}, sets) == []
+
+    two = ClassIndex(("benign", "malignant"))
+    binary_records = [Record(path=f"{i}.jpg", label=i % 2, group=str(i)) for i in range(20)]
+    binary = StandardEvaluator(n_boot=0).evaluate(
+        np.tile([[0.7, 0.3], [0.2, 0.8]], (10, 1)), binary_records, two
+    )
+    warnings = comparison.comparison_warnings(
+        {"a": report, "d": binary}, {"a": sets["a"], "d": None}
+    )
+    assert any("different class lists" in w and "benign, malignant" in w for w in warnings)
+    assert any("cannot tell which images d was scored on" in w for w in warnings)
+
+    settings = {
+        "a": comparison.run_settings(report),
+        "b": comparison.run_settings(
+            same.with_context(config={"model": {"name": "lfn", "input_size": 224}, "seed": 0})
+        ),
+    }
+    differences = comparison.setting_differences(settings)
+    assert differences == [("model.input_size", {"a": 300, "b": 224})]
+    table = comparison.render_differences(differences)
+    assert "| model.input_size | 300 | 224 |" in table
+    assert comparison.setting_differences({"a": {"x": 1}, "b": {}}) == [
+        ("x", {"a": 1, "b": comparison.MISSING})
+    ]
+
+
+def test_align_records_ignores_empty_unknown_classes_and_checks_labels() -> None:
+    from dermkit.evaluation import align_records
+
+    folder = ClassIndex(("Mel", "NV", "lentigo"))  # lentigo: a folder without images
+    records = [Record(path=f"{i}.jpg", label=i % 2, group=str(i)) for i in range(4)]
+    aligned = align_records(records, folder, CLASSES)
+    assert [r.label for r in aligned.records] == [4, 5, 4, 5]
+    assert aligned.empty == ("lentigo",)
+    assert align_records(records, CLASSES, CLASSES).records == tuple(records)
+    with pytest.raises(DataError, match="label 3 is out of range for the 3 classes"):
+        align_records([Record(path="x.jpg", label=3, group="x")], folder, CLASSES)

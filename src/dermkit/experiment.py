@@ -12,15 +12,23 @@
     ).run("runs/lfn")
 
 Its whole configuration round-trips through JSON (``config.json`` in the run folder),
-so ``Experiment.from_config(json.load(open("runs/lfn/config.json"))).run(...)``
-re-creates the run. The run folder holds everything needed to audit it: which image
-went to which part (``split.csv``), what was skipped and why (``problems.json``), the
-class index, the training plan, the history, the best model and the evaluation report.
+so ``Experiment.from_run("runs/lfn").run("runs/lfn-again")`` re-creates the run, and
+``Experiment.resume("runs/lfn")`` continues a stopped one with nothing but the folder.
+The run folder holds everything needed to audit it: which image went to which part
+(``split.csv``), what was skipped and why (``problems.json``), the class index, the
+training plan, the history, the best model and the evaluation report.
+
+Resuming trusts the run folder, never the caller: the recipe, class index, split and
+skipped inputs are read back from it, and a resumed experiment whose settings differ
+from the saved recipe is refused (only ``epochs`` may be raised and the time budget
+changed). Paths are stored absolute (see :mod:`dermkit.config`), so a run resumes
+from any working directory.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -31,7 +39,16 @@ import attrs
 import numpy as np
 
 from dermkit import atomic
-from dermkit.config import build_component, component_config
+from dermkit.config import (
+    Difference,
+    absolute_paths,
+    build_component,
+    component_config,
+    differences,
+    path_bases,
+    plain,
+    resolve_saved_paths,
+)
 from dermkit.core import (
     BalanceContext,
     Balancer,
@@ -40,16 +57,36 @@ from dermkit.core import (
     Evaluator,
     LoadedDataset,
     ModelFactory,
+    Problem,
     Record,
     Split,
     Splitter,
     TrainingPlan,
 )
-from dermkit.errors import ConfigError
+from dermkit.errors import ConfigError, DataError
 from dermkit.training.config import Training
 
 CONFIG_FILE = "config.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: paths are stored absolute. Version 1 stored them as given, usually relative to
+the folder the run was started from; such runs are still read (see
+:func:`dermkit.config.resolve_saved_paths`)."""
+
+INPUT_FILES: tuple[str, ...] = ("classes.json", "problems.json", "split.csv")
+"""What a run folder records about its data; a resumed run reads these, not the data."""
+
+RESUME_MAY_CHANGE: Mapping[tuple[str, ...], str] = {
+    ("training", "epochs"): "raise",
+    ("training", "max_minutes"): "any",
+    ("training", "verbose"): "any",
+    ("cache_dir",): "any",
+    ("format_version",): "any",
+}
+"""Settings a resumed run may change. Raising ``epochs`` trains on; the time budget
+(``max_minutes``) applies to each call of fit; progress output and the location of
+the decoded-image cache change nothing the model sees. Every other setting is the
+recipe, and changing it mid-run would make the run folder describe a run that never
+happened."""
 
 
 def _as_dataset(value: Dataset | str | Path) -> Dataset:
@@ -174,6 +211,10 @@ class Experiment:
         return self.balancer
 
     def to_config(self) -> dict[str, Any]:
+        """The whole recipe as JSON types, with every stored path absolute."""
+        return absolute_paths(self._config())
+
+    def _config(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "data": component_config(self.data),
@@ -216,16 +257,45 @@ class Experiment:
 
     @classmethod
     def from_run(cls, run_dir: str | Path) -> Experiment:
-        path = Path(run_dir) / CONFIG_FILE
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        """The experiment a run folder's ``config.json`` describes (from any directory)."""
+        return cls.from_config(read_saved_config(run_dir))
+
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        *,
+        epochs: int | None = None,
+        max_minutes: float | None = None,
+    ) -> RunResult:
+        """Continue a stopped run from its folder alone; ``epochs`` may only be raised.
+
+        Everything else (data, split, model, balancers, training settings) comes from
+        the run folder, exactly as ``dermkit resume RUN`` does.
+        """
+        experiment = cls.from_run(run_dir)
+        changes: dict[str, Any] = {}
+        if epochs is not None:
+            changes["epochs"] = epochs
+        if max_minutes is not None:
+            changes["max_minutes"] = max_minutes
+        if changes:
+            experiment.training = Training.from_config(
+                {**experiment.training.to_config(), **changes}
+            )
+        return experiment.run(run_dir, resume=True)
+
+    def check_resumable(self, saved: Mapping[str, Any], *, where: str) -> None:
+        """Raise :class:`ConfigError` unless this is the saved recipe (``RESUME_MAY_CHANGE``)."""
+        refused = refused_changes(saved, self.to_config())
+        if refused:
             raise ConfigError(
-                "no config.json here", where=str(run_dir), hint="pass the folder of a dermkit run"
-            ) from None
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"config.json is not valid JSON: {error}", where=str(path)) from None
-        return cls.from_config(config)
+                "a resumed run must keep the recipe it was started with, but "
+                + "; ".join(d.render() for d in refused),
+                where=where,
+                hint="resume with Experiment.resume(run_dir) (only epochs may be raised and "
+                "max_minutes changed), or run the changed recipe into a new folder",
+            )
 
     # ----------------------------------------------------------------- pieces
     @property
@@ -285,9 +355,14 @@ class Experiment:
 
     # ----------------------------------------------------------------- run
     def run(self, out_dir: str | Path, *, resume: bool = False) -> RunResult:
-        """Run the whole flow and write the run folder; ``resume`` continues a stopped run."""
-        from dermkit.data.splits import read_split_manifest
+        """Run the whole flow and write the run folder; ``resume`` continues a stopped run.
+
+        With ``resume`` and a run in ``out_dir``, this experiment must be the saved
+        recipe (``epochs`` may be raised); the class index, split and skipped inputs are
+        read from the folder, not from the data. Without a run there, it starts one.
+        """
         from dermkit.training import trainer
+        from dermkit.training.reload_check import check_model_reloads
 
         run_dir = Path(out_dir)
         existing = run_dir / CONFIG_FILE
@@ -298,17 +373,27 @@ class Experiment:
                 where=str(run_dir),
                 hint="pass --resume to continue it, or choose another --out folder",
             )
+        if resume and existing.exists():
+            self.check_resumable(read_saved_config(run_dir), where=str(existing))
+        if self.limit is not None and getattr(self.split, "name", None) == "file":
+            raise ConfigError(
+                "a limit cannot be combined with a split file: the file names the images",
+                where="limit",
+                hint="drop --limit, or write a smaller split file",
+            )
 
         # Everything that can fail on bad input or options happens before the run
         # folder is written, so a failed start leaves nothing half-made behind.
-        loaded = self.load_data()
-        classes = loaded.classes
-        manifest = run_dir / "split.csv"
-        if resume and manifest.exists():
-            split = read_split_manifest(manifest)
+        saved_inputs = read_run_inputs(run_dir) if resume and existing.exists() else None
+        if saved_inputs is None:
+            loaded = self.load_data()
+            records = limit_records(
+                absolute_records(loaded.records), self.limit, self.training.seed
+            )
+            split = self.make_split(records, loaded.classes)
         else:
-            records = limit_records(loaded.records, self.limit, self.training.seed)
-            split = self.make_split(records, classes)
+            loaded, split = saved_inputs
+        classes = loaded.classes
         plan = self.make_plan(split.train, classes)
         loader = self.image_loader()
         resuming = resume and (run_dir / trainer.LAST_CHECKPOINT).exists()
@@ -317,14 +402,22 @@ class Experiment:
             import keras
 
             keras.utils.set_random_seed(self.training.seed)
-            model = None if resuming else self.model.build(len(classes), self.input_size)
+            model = None
+            if not resuming:
+                model = self.model.build(len(classes), self.input_size)
+                check_model_reloads(model, model_name=plugins_name(self.model))
 
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic.write_json(existing, self.to_config())
             _say(f"dermkit: run folder {run_dir}")
-            self._write_inputs(
-                run_dir, loaded, split, plan, write_split=not (resume and manifest.exists())
-            )
+            if saved_inputs is None:
+                self._write_inputs(run_dir, loaded, split, plan)
+            else:
+                _say(
+                    f"dermkit: resuming with the run's own split ({len(split.train)} train / "
+                    f"{len(split.val)} val / {len(split.test)} test images)"
+                )
+                atomic.write_json(run_dir / "plan.json", _plan_summary(plan, classes))
             result = trainer.fit(
                 model,
                 lambda: self.model.build(len(classes), self.input_size),
@@ -346,8 +439,6 @@ class Experiment:
         loaded: LoadedDataset,
         split: Split,
         plan: TrainingPlan,
-        *,
-        write_split: bool,
     ) -> None:
         """Record what the run is made of: classes, skipped inputs, split and plan."""
         from dermkit.data.splits import write_split_manifest
@@ -365,8 +456,7 @@ class Experiment:
         )
         if loaded.problems:
             _say(f"dermkit: skipped {len(loaded.problems)} input(s); see problems.json")
-        if write_split:
-            write_split_manifest(split, classes, run_dir / "split.csv")
+        write_split_manifest(split, classes, run_dir / "split.csv")
         _say(
             f"dermkit: {len(split.train)} train / {len(split.val)} val / "
             f"{len(split.test)} test images"
@@ -420,15 +510,154 @@ class Experiment:
             report.write(run_dir / f"report_{part}", context=context)
             metrics[part] = report.headline()
             _say(f"dermkit: {part}: {report.summary_line()}")
+        from dermkit.training.epochs import best_epoch
+
         epoch_seconds = history.get("epoch_seconds", [])
         summary = {
             "epochs": len(epoch_seconds),
+            "best_epoch": best_epoch(history, self.training.monitor),
             "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,
             "evaluation_seconds": time.perf_counter() - started,
             **metrics,
         }
         atomic.write_json(run_dir / "summary.json", summary)
         return summary
+
+
+def plugins_name(component: object) -> str:
+    """A component's registry name, for messages."""
+    return str(getattr(component, "name", type(component).__name__))
+
+
+def absolute_records(records: Sequence[Record]) -> tuple[Record, ...]:
+    """``records`` with absolute paths, so the run's ``split.csv`` resolves from anywhere."""
+    return tuple(
+        record
+        if os.path.isabs(record.path)
+        else attrs.evolve(record, path=os.path.abspath(record.path))
+        for record in records
+    )
+
+
+def read_saved_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run folder's ``config.json``, with its paths absolute (older runs included)."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "no config.json here", where=str(run_dir), hint="pass the folder of a dermkit run"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config.json: {error}", where=str(path)) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"config.json is not valid JSON: {error}", where=str(path)) from None
+    if not isinstance(config, dict):
+        raise ConfigError("config.json does not hold a JSON object", where=str(path))
+    return resolve_saved_paths(config, run_dir)
+
+
+def refused_changes(saved: Mapping[str, Any], given: Mapping[str, Any]) -> list[Difference]:
+    """The differences between two recipes that a resumed run may not make."""
+    refused = []
+    for difference in differences(plain(saved), plain(given)):
+        rule = RESUME_MAY_CHANGE.get(difference.key)
+        if rule == "any":
+            continue
+        if rule == "raise" and _is_raised(difference.saved, difference.given):
+            continue
+        refused.append(difference)
+    return refused
+
+
+def _is_raised(saved: Any, given: Any) -> bool:
+    numbers = (int, float)
+    return isinstance(saved, numbers) and isinstance(given, numbers) and given >= saved
+
+
+def read_run_inputs(run_dir: Path) -> tuple[LoadedDataset, Split] | None:
+    """The class index, skipped inputs and split a run recorded; ``None`` if incomplete.
+
+    A run stopped before it wrote all of them is started over from its data, which
+    gives the same split (the recipe is the same and the split is seeded).
+    """
+    from dermkit.core import ClassIndex
+    from dermkit.data.splits import read_split_manifest
+
+    if not all((run_dir / name).is_file() for name in INPUT_FILES):
+        return None
+    names = _read_json(run_dir / "classes.json")
+    problems = _read_json(run_dir / "problems.json")
+    if not isinstance(names, list) or not isinstance(problems, dict):
+        raise ConfigError(
+            "classes.json or problems.json is not what dermkit writes",
+            where=str(run_dir),
+            hint="restore the run folder from a copy, or start the run again in a new folder",
+        )
+    classes = ClassIndex(tuple(str(n) for n in names))
+    split = _resolve_split_paths(read_split_manifest(run_dir / "split.csv", classes), run_dir)
+    skipped = tuple(
+        Problem(str(p.get("source", "")), str(p.get("reason", "")), str(p.get("hint") or ""))
+        for p in problems.get("skipped") or []
+        if isinstance(p, dict)
+    )
+    loaded = LoadedDataset(
+        records=tuple(r for part in split.parts().values() for r in part),
+        classes=classes,
+        problems=skipped,
+        found=int(problems.get("found") or 0),
+        source=str(problems.get("source") or ""),
+    )
+    return loaded, split
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(
+            f"cannot read {path.name}: {error}",
+            where=str(path),
+            hint="restore the run folder from a copy, or start the run again in a new folder",
+        ) from None
+
+
+def _resolve_split_paths(split: Split, run_dir: Path) -> Split:
+    """Make the split's image paths absolute, and check that every image is there.
+
+    Runs written before format 2 stored paths relative to the folder they were started
+    from; the first base under which the first relative path exists is used for all.
+    """
+    records = [r for part in split.parts().values() for r in part]
+    relative = next((r for r in records if not os.path.isabs(r.path)), None)
+    if relative is not None:
+        base = next((b for b in path_bases(run_dir) if (b / relative.path).exists()), None)
+        if base is None:
+            raise DataError(
+                f"split.csv names images relative to the folder the run was started from "
+                f"(e.g. {str(relative.path)!r}), and they are not found from here",
+                where=str(run_dir / "split.csv"),
+                hint="run the command once from the folder the run was started in",
+            )
+
+        def fix(part: tuple[Record, ...]) -> tuple[Record, ...]:
+            return tuple(
+                r if os.path.isabs(r.path) else attrs.evolve(r, path=os.path.abspath(base / r.path))
+                for r in part
+            )
+
+        split = Split(train=fix(split.train), val=fix(split.val), test=fix(split.test))
+    missing = [str(r.path) for part in split.parts().values() for r in part if not r.path.exists()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        shown = ", ".join(missing[:3]) + more
+        raise DataError(
+            f"{len(missing)} image(s) of the run's split are missing: {shown}",
+            where=str(run_dir / "split.csv"),
+            hint="put the images back where the run found them (a resumed run reads "
+            "exactly the images it was split into)",
+        )
+    return split
 
 
 def _plan_summary(plan: TrainingPlan, classes: ClassIndex) -> dict[str, Any]:

@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dermkit.models.plugin",
     "dermkit.balancers.plugin",
     "dermkit.evaluation.plugin",
+    "dermkit.split_file",
 )
 """Modules that provide the built-in components, registered like any other plugin."""
 

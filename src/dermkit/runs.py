@@ -1,4 +1,4 @@
-"""A finished run folder, loaded back for prediction: model, classes, image settings.
+"""A finished run folder, loaded back for prediction and evaluation.
 
 ``dermkit train`` leaves everything a later prediction needs in the run folder: the
 best model (``model.keras``, loaded in Keras' safe mode, so no pickled code runs), the
@@ -11,6 +11,9 @@ columns correctly::
     run = load_run("runs/lfn")
     probabilities = run.predict(["lesion.jpg"], tta=True, calibrated=True)
     dict(zip(run.classes, probabilities[0]))
+
+    report = run.evaluate("data/isic2018-test")   # classes matched by name
+    print(report.summary_line())
 
 TensorFlow is imported only when the model is loaded or used.
 """
@@ -31,9 +34,11 @@ from dermkit.core import ClassIndex, Record
 from dermkit.errors import ConfigError, DataError, DermkitError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from dermkit.core import Dataset, LoadedDataset
     from dermkit.data.images import ImageSettings
     from dermkit.data.loader import ImageLoader
     from dermkit.evaluation.calibration import TemperatureScaling
+    from dermkit.evaluation.report import Report
 
 CONFIG_FILE = "config.json"
 CLASSES_FILE = "classes.json"
@@ -194,15 +199,20 @@ class LoadedRun:
                 probabilities = predict_tta(self.model, stream, preset, batch_size=batch_size)
             else:
                 probabilities = np.asarray(self.model.predict(stream, verbose=0), np.float64)
-        if probabilities.shape != (len(records), len(self.classes)):
-            raise DataError(  # pragma: no cover - a model/classes mismatch is caught at load
-                f"the model returned {probabilities.shape} for {len(records)} images "
-                f"of {len(self.classes)} classes",
-                where=str(self.run_dir / MODEL_FILE),
-            )
+        self._check_width(probabilities, len(records))
         if scaler is not None:
             probabilities = scaler.apply(probabilities)
         return probabilities
+
+    def _check_width(self, probabilities: np.ndarray, n: int) -> None:
+        """One column per class of ``classes.json``, or the columns would be misnamed."""
+        if probabilities.shape != (n, len(self.classes)):
+            raise DataError(
+                f"the model returned {probabilities.shape} for {n} images "
+                f"of {len(self.classes)} classes ({', '.join(self.classes)})",
+                where=str(self.run_dir / MODEL_FILE),
+                hint="the model and classes.json come from different runs",
+            )
 
     def predict_images(
         self,
@@ -241,7 +251,44 @@ class LoadedRun:
             probabilities = np.asarray(
                 self.model.predict(batch, batch_size=batch_size, verbose=0), np.float64
             )
+        self._check_width(probabilities, batch.shape[0])
         return scaler.apply(probabilities) if scaler is not None else probabilities
+
+    def evaluate(
+        self,
+        dataset: Dataset | LoadedDataset | str | os.PathLike[str],
+        *,
+        tta: bool = False,
+        calibrated: bool = False,
+        balanced_test: bool = False,
+        batch_size: int | None = None,
+    ) -> Report:
+        """The run's model scored on a labelled set: a full :class:`Report`.
+
+        ``dataset`` is a path (format detected, as ``dermkit evaluate`` does), a
+        :class:`~dermkit.core.Dataset` or an already loaded
+        :class:`~dermkit.core.LoadedDataset`. Its classes are matched to the run's by
+        name, never by position: a folder of ``bcc, mel, nv`` is scored as those three
+        of the run's classes, and images of a class the run does not know raise a
+        :class:`DataError`. Warnings (images the run trained on, a model that predicts
+        one class) are issued as Python warnings and kept in the report. Save it with
+        ``report.write(folder)``.
+        """
+        import warnings
+
+        from dermkit.evaluation.run_scoring import score_run
+
+        scored = score_run(
+            self,
+            dataset,
+            tta=tta,
+            calibrated=calibrated,
+            balanced_test=balanced_test,
+            batch_size=batch_size,
+        )
+        for message in scored.warnings:
+            warnings.warn(message, UserWarning, stacklevel=2)
+        return scored.report
 
     def images(
         self, items: Sequence[PathOrRecord], loader: ImageLoader | None = None

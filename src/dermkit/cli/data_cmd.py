@@ -14,6 +14,7 @@ import argparse
 import json
 from typing import Any
 
+from dermkit.cli.options import add_dataset_options, dataset_options
 from dermkit.core import LoadedDataset
 
 
@@ -28,11 +29,7 @@ def register(subparsers: Any) -> None:
         description="Load a dataset as training would and report what it holds.",
     )
     inspect.add_argument("path", metavar="PATH", help="dataset folder or CSV file")
-    inspect.add_argument(
-        "--format",
-        default="auto",
-        help="auto (default), folder, ham10000, csv, isic-gt, or a plugin's dataset name",
-    )
+    add_dataset_options(inspect, data_flag=False)
     inspect.add_argument("--json", action="store_true", help="print machine-readable JSON")
     inspect.add_argument(
         "--strict", action="store_true", help="stop with an error at the first bad input"
@@ -42,17 +39,6 @@ def register(subparsers: Any) -> None:
         dest="verify",
         action="store_false",
         help="do not decode every image (faster; corrupt images go unnoticed)",
-    )
-    inspect.add_argument("--classes", help="comma-separated class names, fixing their order")
-    csv_options = inspect.add_argument_group("CSV options (--format csv / isic-gt)")
-    csv_options.add_argument("--image-column", help="column holding the image path or id")
-    csv_options.add_argument("--label-column", help="column holding the class name")
-    csv_options.add_argument("--group-column", help="column holding the lesion (group) id")
-    csv_options.add_argument("--image-root", help="folder image paths are relative to")
-    csv_options.add_argument("--image-dir", help="folder of an ISIC ground-truth CSV's images")
-    csv_options.add_argument(
-        "--group-pattern",
-        help="(folder) regex whose first group, found in a file name, is its group",
     )
     inspect.set_defaults(handler=run_inspect)
 
@@ -64,18 +50,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {} if args.verify else {"verify": False}
-    for name in (
-        "classes",
-        "image_column",
-        "label_column",
-        "group_column",
-        "image_root",
-        "image_dir",
-        "group_pattern",
-    ):
-        value = getattr(args, name)
-        if value is not None:
-            options[name] = value
+    options.update(dataset_options(args))
     return options
 
 

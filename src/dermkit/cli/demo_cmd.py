@@ -11,7 +11,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the whole flow on generated synthetic images (about a minute)",
+        help="run the whole flow on generated synthetic images (a few minutes on 2 CPU cores)",
         description=(
             "Generate a small SYNTHETIC dataset of lesion-like drawings (not medical images), "
             "then split, balance, train a small LFN and evaluate it."

@@ -3,12 +3,14 @@
 Each sub-command lives in its own module exposing ``register(subparsers)``, which adds
 its parser and sets ``handler`` (a function ``(args) -> int``). Errors a user can cause
 (:class:`~dermkit.errors.DermkitError`) end in a one-line message and exit code 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead, and TensorFlow's start-up noise (CUDA, absl
+and CPU-feature lines), which is otherwise hidden (see :mod:`dermkit.cli.quiet`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 import traceback
@@ -39,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dermkit {__version__}")
     parser.add_argument(
-        "--debug", action="store_true", help="show full tracebacks instead of one-line errors"
+        "--debug",
+        action="store_true",
+        help="show full tracebacks instead of one-line errors, and TensorFlow's start-up log",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
@@ -60,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_BAD_INPUT
+    from dermkit.cli.quiet import quiet_tensorflow
+
     try:
-        return int(handler(args))
+        with contextlib.nullcontext() if args.debug else quiet_tensorflow():
+            return int(handler(args))
     except DermkitError as error:
         if args.debug:
             traceback.print_exc()

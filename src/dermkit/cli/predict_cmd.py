@@ -3,9 +3,9 @@
 Images are decoded here, one by one in a few threads, rather than in a ``tf.data``
 stream: a stream stops at the first unreadable file, while a user pointing this
 command at a folder of clinic photos wants every readable one predicted and the rest
-named. The readable images of each chunk are then predicted as one batch. Each image
-is decoded once; the Grad-CAM overlays reuse the same pixels, so they show exactly
-the (resized) picture the model saw.
+named. The readable images of each chunk are then predicted as one batch. The
+Grad-CAM figures show the image at its own size beside the overlay, labelled with the
+predicted class and its probability (see :mod:`dermkit.evaluation.gradcam_figure`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ def register(subparsers: Any) -> None:
     output.add_argument("--json", action="store_true", help="print a JSON list, one item per image")
     output.add_argument("--csv", action="store_true", help="print CSV, a column per class")
     parser.add_argument(
-        "--gradcam", metavar="OUT_DIR", help="write Grad-CAM overlays of the top class here"
+        "--gradcam",
+        metavar="OUT_DIR",
+        help="write, per image, the original beside its Grad-CAM overlay of the top class, "
+        "labelled with that class and its probability",
     )
     add_prediction_options(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
@@ -240,14 +243,24 @@ def _gradcam(
     paths: list[Path],
     namer: GradcamNamer,
 ) -> list[str | None]:
-    from dermkit.evaluation.gradcam import gradcam, overlay
+    """One figure per image: the original beside its overlay, at the original size.
+
+    The heatmap is computed on the pixels the model saw, then mapped back through the
+    run's resize mode onto the image as it is on disk (decoded a second time here).
+    """
+    from dermkit.data.images import read_image
+    from dermkit.evaluation.gradcam import gradcam
+    from dermkit.evaluation.gradcam_figure import caption, gradcam_figure
 
     top = probabilities.argmax(axis=1)
     heatmaps = gradcam(run.model, images, class_index=top.tolist())
     written: list[str | None] = []
-    for image, heatmap, path in zip(images, heatmaps, paths, strict=True):
+    for row, (heatmap, path) in enumerate(zip(heatmaps, paths, strict=True)):
+        original = read_image(path, run.settings.max_pixels)
+        label = caption(run.classes.name(int(top[row])), float(probabilities[row, top[row]]))
+        figure = gradcam_figure(original, heatmap, label, resize_mode=run.settings.resize_mode)
         target = namer(path)
-        write_png(target, overlay(image, heatmap))
+        write_png(target, figure)
         written.append(str(target))
     return written
 

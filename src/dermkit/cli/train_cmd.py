@@ -1,137 +1,239 @@
-"""``dermkit train``: one training run from the command line, written to a run folder."""
+"""``dermkit train`` and ``dermkit resume``: one training run, written to a run folder.
+
+Three ways in, one recipe out (the run's ``config.json``):
+
+- ``train --data PATH [flags] --out RUN``: the defaults, overridden by the flags;
+- ``train --config OLD/config.json [flags] --out RUN``: an earlier run's recipe, with
+  the flags given overriding it (and recorded in the new run);
+- ``train --resume --out RUN`` or ``resume RUN``: the run folder's own recipe, nothing
+  else needed. A flag that would change it is refused by name; only ``--epochs`` may
+  be raised and the time budget (``--max-minutes``) changed.
+
+Which setting each flag sets is one table, :data:`dermkit.cli.recipe.FLAGS`.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from dermkit.config import build_component
+from dermkit.cli.options import add_dataset_options
+from dermkit.cli.recipe import (
+    apply_flags,
+    describe_defaults,
+    explicit_values,
+    read_recipe,
+    refuse_changes,
+)
 from dermkit.errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamax", "sgd", "adamw")
+SCHEDULES = ("constant", "cosine", "plateau")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a model and write a run folder",
-        description="Train a classifier: split by lesion, balance, fit, evaluate.",
+        description=(
+            "Train a classifier: split by lesion, balance, fit, evaluate. Start from "
+            "--data (and the defaults shown), from an earlier run's recipe (--config), "
+            "or continue a stopped run (--resume --out RUN, the same as `dermkit resume RUN`)."
+        ),
     )
+    add_dataset_options(parser, format_default=None)
     add_training_arguments(parser)
-    parser.add_argument("--data", required=True, help="dataset folder or CSV")
-    parser.add_argument(
-        "--format",
-        default="auto",
-        choices=("auto", "folder", "ham10000", "csv", "isic-gt"),
-        help="dataset layout (default: detect)",
+    where = parser.add_argument_group("run folder")
+    where.add_argument("--out", required=True, metavar="RUN", help="run folder to create or resume")
+    where.add_argument(
+        "--config",
+        metavar="RECIPE",
+        help="start from an earlier run's config.json (or its folder); flags given override it",
     )
-    parser.add_argument("--out", required=True, help="run folder to create (or resume)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    where.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the stopped run in --out with its saved settings (nothing else needed)",
+    )
     parser.set_defaults(handler=run)
 
+    resume = subparsers.add_parser(
+        "resume",
+        help="continue a stopped run from its folder",
+        description=(
+            "Continue a stopped run with the settings saved in RUN/config.json, from any "
+            "directory. --epochs may raise the number of epochs and --max-minutes set a time "
+            "budget for this session; any other training flag is refused if it differs from "
+            "the saved value."
+        ),
+    )
+    resume.add_argument("run", metavar="RUN", help="the run folder `dermkit train --out` wrote")
+    add_dataset_options(resume, format_default=None, hidden=True)
+    add_training_arguments(resume, hidden_except=("epochs", "max_minutes", "quiet", "cache_dir"))
+    resume.set_defaults(handler=run_resume, config=None, resume=True)
 
-def add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="lfn", help="model name (see `dermkit plugins`)")
-    parser.add_argument(
+
+def _help(dest: str, text: str, hidden: bool, *, resuming: bool) -> str:
+    if hidden:
+        return argparse.SUPPRESS
+    default = "the run's saved value" if resuming else describe_defaults().get(dest)
+    return f"{text} (default: {default})" if default is not None else text
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser, *, hidden_except: tuple[str, ...] | None = None
+) -> None:
+    """The recipe flags of ``train``; all default to ``None`` (see :mod:`.recipe`).
+
+    ``hidden_except`` hides every flag's help but those named (``resume`` accepts the
+    same flags as ``train``, so that a changed setting is refused by name).
+    """
+
+    def hide(dest: str) -> bool:
+        return hidden_except is not None and dest not in hidden_except
+
+    def h(dest: str, text: str) -> str:
+        return _help(dest, text, hide(dest), resuming=hidden_except is not None)
+
+    split = parser.add_argument_group("split")
+    split.add_argument("--val", type=float, help=h("val", "validation fraction of all images"))
+    split.add_argument("--test", type=float, help=h("test", "test fraction of all images"))
+    split.add_argument(
+        "--seed", type=int, help=h("seed", "seed of the split, weights, data order, augmentation")
+    )
+    split.add_argument(
+        "--kfold",
+        type=int,
+        metavar="K",
+        help=h("kfold", "k-fold cross-validation by lesion: the test part is fold --fold"),
+    )
+    split.add_argument(
+        "--fold", type=int, metavar="I", help=h("fold", "which fold (0..K-1) is the test part")
+    )
+    split.add_argument(
+        "--split-file",
+        metavar="CSV",
+        help=h(
+            "split_file",
+            "your own split: columns path,label,class,group,part as in a run's split.csv "
+            "(checked for leakage and unknown images)",
+        ),
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help=h("model", "model name, as `dermkit plugins` lists them"))
+    model.add_argument(
         "--model-option",
         action="append",
-        default=[],
         metavar="KEY=VALUE",
-        help="model option, e.g. trainable_layers=4, dense=512,512, weights=none (repeatable)",
+        help=h(
+            "model_option",
+            "model option, repeatable: e.g. trainable_layers=4, dense=512,512, weights=none",
+        ),
     )
-    parser.add_argument(
+    model.add_argument(
+        "--image-size", type=int, metavar="PX", help=h("image_size", "input size in pixels")
+    )
+
+    fitting = parser.add_argument_group("balancing and fitting")
+    fitting.add_argument(
         "--balancer",
         action="append",
-        default=[],
-        help="balancer name, repeatable and applied in order (e.g. class_weights, augment)",
+        metavar="NAME",
+        help=h(
+            "balancer",
+            "balancer, repeatable and applied in order: class_weights, oversample, "
+            "balanced_batches, augment; 'none' for none",
+        ),
     )
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--optimizer", default="adam", choices=("adam", "adamax", "sgd", "adamw"))
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    parser.add_argument("--schedule", default="constant", choices=("constant", "cosine", "plateau"))
-    parser.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE")
-    parser.add_argument("--image-size", type=int, default=None, help="default: the model's")
-    parser.add_argument("--val", type=float, default=0.15, help="validation fraction")
-    parser.add_argument("--test", type=float, default=0.15, help="test fraction")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--limit", type=int, default=None, help="use about N images (smoke runs)")
-    parser.add_argument("--mixed-precision", action="store_true")
-    parser.add_argument("--strict", action="store_true", help="stop at the first bad input")
-    parser.add_argument("--cache-dir", default=None, help="decoded-image cache ('' disables)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    fitting.add_argument(
+        "--epochs", type=int, metavar="N", help=h("epochs", "epochs to train (resume: raise only)")
+    )
+    fitting.add_argument(
+        "--batch-size", type=int, metavar="N", help=h("batch_size", "images per batch")
+    )
+    fitting.add_argument("--optimizer", choices=OPTIMIZERS, help=h("optimizer", "optimizer"))
+    fitting.add_argument("--lr", type=float, help=h("lr", "learning rate"))
+    fitting.add_argument(
+        "--schedule", choices=SCHEDULES, help=h("schedule", "learning-rate schedule")
+    )
+    fitting.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help=h("early_stopping", "stop after this many epochs without improvement"),
+    )
+    fitting.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        help=h("mixed_precision", "float16 compute (for GPUs that support it)"),
+    )
+    fitting.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="MIN",
+        help=h(
+            "max_minutes",
+            "time budget of this session: no epoch starts that would end after it "
+            "(continue later with `dermkit resume`)",
+        ),
+    )
 
-
-def parse_option_value(text: str) -> Any:
-    """Parse a command-line option value.
-
-    ``512`` -> 512, ``0.5`` -> 0.5, ``512,512`` -> (512, 512), ``none`` -> None,
-    ``true`` -> True; anything else stays a string.
-    """
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if "," in text:
-        return tuple(parse_option_value(part) for part in text.split(",") if part.strip())
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(
-                f"model option {pair!r} is not KEY=VALUE", hint="e.g. --model-option dropout=0.5"
-            )
-        key, value = pair.split("=", 1)
-        options[key.strip().replace("-", "_")] = parse_option_value(value)
-    return options
-
-
-def experiment_from_args(args: argparse.Namespace, data: Any) -> Any:
-    from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.experiment import Experiment
-    from dermkit.training.config import Training
-
-    try:
-        training = Training(
-            optimizer=args.optimizer,
-            learning_rate=args.lr,
-            schedule=args.schedule,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            early_stopping=args.early_stopping,
-            seed=args.seed,
-            mixed_precision=args.mixed_precision,
-            verbose=2 if args.quiet else 1,
-        )
-        split = GroupedStratifiedSplit(val=args.val, test=args.test, seed=args.seed)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(str(error)) from None
-    model = build_component("models", {"name": args.model, **parse_options(args.model_option)})
-    return Experiment(
-        data=data,
-        split=split,
-        model=model,
-        balancer=[build_component("balancers", name) for name in args.balancer],
-        training=training,
-        image_size=args.image_size,
-        limit=args.limit,
-        strict=args.strict,
-        cache_dir=args.cache_dir,
+    running = parser.add_argument_group("running")
+    running.add_argument(
+        "--limit", type=int, metavar="N", help=h("limit", "use about N images (smoke runs)")
+    )
+    running.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        help=h("strict", "stop at the first bad input"),
+    )
+    running.add_argument(
+        "--cache-dir", metavar="DIR", help=h("cache_dir", "decoded-image cache ('' disables it)")
+    )
+    running.add_argument(
+        "--quiet",
+        action="store_true",
+        default=None,
+        help=h(
+            "quiet",
+            "one line per epoch instead of a progress bar (automatic when the output is "
+            "not a terminal)",
+        ),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from dermkit.data.open import open_dataset
+    from dermkit.experiment import Experiment, read_saved_config
 
-    data = open_dataset(args.data, format=args.format)
-    experiment = experiment_from_args(args, data)
-    result = experiment.run(args.out, resume=args.resume)
+    values = explicit_values(args)
+    if args.resume:
+        if args.config is not None:
+            raise ConfigError(
+                "--config and --resume do not go together",
+                where="--config",
+                hint="a resumed run uses its own config.json; --config starts a new run",
+            )
+        run_dir = Path(args.out)
+        if not (run_dir / "config.json").is_file():
+            raise ConfigError(
+                "there is no run to resume here (no config.json)",
+                where=str(run_dir),
+                hint="start the run without --resume: `dermkit train --data PATH ... --out RUN`",
+            )
+        saved = read_saved_config(run_dir)
+        config = apply_flags(saved, values)
+        refuse_changes(saved, config, values, str(run_dir))
+        result = Experiment.from_config(config).run(run_dir, resume=True)
+    else:
+        base = read_recipe(args.config) if args.config is not None else None
+        config = apply_flags(base, values)
+        result = Experiment.from_config(config).run(args.out)
     print(f"run folder: {result.run_dir}")
     return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    args.out = args.run
+    return run(args)

@@ -4,6 +4,11 @@ It takes *probabilities*, not a model: prediction (plain, with test-time augment
 or after temperature scaling) is the caller's choice, and keeping TensorFlow out of
 scoring makes every metric testable with plain arrays.
 
+Probability columns follow the model's class index; record labels follow the class
+index of the dataset they were read from. The two are matched by name
+(:mod:`~dermkit.evaluation.classmap`) whenever the records' index is known: pass a
+:class:`~dermkit.core.LoadedDataset` (it carries its classes) or ``record_classes=``.
+
 Balanced-test mode reproduces the original study's test: the same number of random
 test images of every class, so plain accuracy stops being mostly a measure of ``nv``.
 Small classes are drawn with replacement to reach that number; the duplicates share
@@ -19,10 +24,12 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from dermkit.core import ClassIndex, Record
+from dermkit.core import ClassIndex, LoadedDataset, Record
 from dermkit.data.sampling import balanced_indices
 from dermkit.errors import ConfigError, DataError
 from dermkit.evaluation.bootstrap import bootstrap_intervals
+from dermkit.evaluation.classmap import align_records
+from dermkit.evaluation.comparison import DIGEST_KEY, records_digest
 from dermkit.evaluation.metrics import DEFAULT_SPECIFICITIES, as_probabilities, compute_metrics
 from dermkit.evaluation.report import Report
 
@@ -87,16 +94,36 @@ class StandardEvaluator:
         return data
 
     def evaluate(
-        self, probabilities: npt.ArrayLike, records: Sequence[Record], classes: ClassIndex
+        self,
+        probabilities: npt.ArrayLike,
+        records: Sequence[Record] | LoadedDataset,
+        classes: ClassIndex,
+        *,
+        record_classes: ClassIndex | None = None,
     ) -> Report:
-        """Score ``probabilities`` (one row per record, columns in ``classes`` order)."""
-        probs = as_probabilities(probabilities, len(records))
+        """Score ``probabilities``: one row per record, columns in ``classes`` order.
+
+        ``classes`` is the model's class index. The records' labels are read in
+        ``record_classes``: by default the :class:`LoadedDataset`'s own classes when
+        ``records`` is one, else ``classes`` itself. When the two differ, labels are
+        mapped by name; images of a class the model does not know are a
+        :class:`DataError`.
+        """
+        if isinstance(records, LoadedDataset):
+            record_classes = record_classes or records.classes
+            source = records.source or None
+            records = records.records
+        else:
+            source = None
         k = len(classes)
+        probs = as_probabilities(probabilities, len(records))
         if probs.shape[1] != k:
             raise DataError(
-                f"probabilities have {probs.shape[1]} columns but there are {k} classes",
+                f"probabilities have {probs.shape[1]} columns but the model's class index has "
+                f"{k} classes ({', '.join(classes)})",
                 where="probabilities",
-                hint="predict with a model built for this class list",
+                hint="pass the class index of the model that made the predictions "
+                "(run.classes), or score with run.evaluate(dataset)",
             )
         sums = probs.sum(axis=1)
         if np.any(probs < 0) or np.any(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE):
@@ -106,6 +133,8 @@ class StandardEvaluator:
                 hint="apply a softmax to logits first "
                 "(TemperatureScaling(1.0).apply(logits, kind='logits'))",
             )
+        if record_classes is not None:
+            records = align_records(records, record_classes, classes, where=source).records
         synthetic = [r for r in records if r.is_synthetic]
         if synthetic:
             raise DataError(
@@ -126,6 +155,7 @@ class StandardEvaluator:
             "evaluator": self.name,
             "options": self.to_json(),
             "records": len(records),
+            DIGEST_KEY: records_digest((classes.name(r.label), r.path) for r in records),
         }
         if self.balanced_test:
             present = np.bincount(labels, minlength=k)

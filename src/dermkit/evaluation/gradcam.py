@@ -227,7 +227,7 @@ def gradcam(
     return heat[0] if single else heat
 
 
-def _resize_bilinear(heatmap: FloatArray, height: int, width: int) -> FloatArray:
+def resize_heatmap(heatmap: FloatArray, height: int, width: int) -> FloatArray:
     """Bilinear resize of a 2-D map (align-corners off), so :func:`overlay` needs no TF."""
     h, w = heatmap.shape
     if (h, w) == (height, width):
@@ -273,7 +273,7 @@ def overlay(
     heat = np.asarray(heatmap, dtype=np.float64)
     if heat.ndim != 2:
         raise DataError(f"expected a 2-D heatmap, got shape {heat.shape}", where="heatmap")
-    heat = np.clip(np.nan_to_num(_resize_bilinear(heat, *picture.shape[:2])), 0.0, 1.0)
+    heat = np.clip(np.nan_to_num(resize_heatmap(heat, *picture.shape[:2])), 0.0, 1.0)
     try:
         cmap = colormaps[colormap]
     except KeyError:

@@ -91,14 +91,29 @@ def _accuracy_key(history: Mapping[str, Sequence[float]]) -> str | None:
     return None
 
 
-def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> Path:
+_MONITOR_LABELS = {
+    "val_balanced_accuracy": "best val. balanced acc.",
+    "val_accuracy": "best val. accuracy",
+    "val_loss": "best val. loss",
+}
+
+
+def plot_training_curves(
+    history: Mapping[str, Sequence[float]],
+    path: Path,
+    *,
+    monitor: str = "val_balanced_accuracy",
+) -> Path:
     """Loss and accuracy per epoch, training solid and validation dashed.
 
     ``history`` is Keras' ``History.history``: ``{"loss": [...], "val_loss": [...], ...}``.
-    The epoch kept as the best model is marked: highest validation balanced accuracy
-    when the history has it (dermkit's default monitor, also drawn in the accuracy
-    panel), otherwise lowest validation loss.
+    Epochs are numbered from 1, as in ``history.csv`` and ``state.json``. The epoch kept
+    as the best model is marked, chosen by the trainer's own rule on ``monitor`` (the
+    run's ``Training.monitor``; validation balanced accuracy by default), so the mark
+    and ``state.json``'s ``best_epoch`` always agree.
     """
+    from dermkit.training.epochs import best_epoch
+
     panels = [("loss", "Loss")]
     acc = _accuracy_key(history)
     if acc is not None:
@@ -106,17 +121,12 @@ def plot_training_curves(history: Mapping[str, Sequence[float]], path: Path) -> 
     with matplotlib.rc_context(_STYLE):
         fig = _figure(5.2 * len(panels), 4.2)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
-        best = None
-        best_label = "best val. loss"
-        val_balanced = history.get("val_balanced_accuracy")
-        val_loss = history.get("val_loss")
-        if val_balanced and np.any(np.isfinite(np.asarray(val_balanced, dtype=float))):
-            best = int(np.nanargmax(np.asarray(val_balanced, dtype=float))) + 1
-            best_label = "best val. balanced acc."
-        elif val_loss:
-            values = np.asarray(val_loss, dtype=float)
-            if np.any(np.isfinite(values)):
-                best = int(np.nanargmin(values)) + 1
+        best = best_epoch(history, monitor)
+        best_label = (
+            _MONITOR_LABELS.get(monitor, f"best {monitor}")
+            if history.get(monitor)
+            else "kept: last epoch (no validation)"
+        )
         for ax, (key, label) in zip(axes, panels, strict=True):
             lines = [
                 (key, "-", "#1f77b4", "training"),
@@ -400,8 +410,11 @@ def write_plots(report: Report, out_dir: Path) -> dict[str, Path]:
     names = list(report.class_names)
     written: dict[str, Path] = {}
     if report.history:
+        training = report.config.get("training") or {}
         written["training_curves"] = plot_training_curves(
-            report.history, out_dir / PLOT_FILES["training_curves"]
+            report.history,
+            out_dir / PLOT_FILES["training_curves"],
+            monitor=str(training.get("monitor") or "val_balanced_accuracy"),
         )
     written["confusion_matrix"] = plot_confusion_matrix(
         m.confusion_array(), names, out_dir / PLOT_FILES["confusion_matrix"]

@@ -1,23 +1,22 @@
-"""The evaluation report: every number of a run, and how to write it for people and tools.
+"""The evaluation report as data: every number of a run, and the context to judge it.
 
 A :class:`Report` is a frozen value: metrics and their confidence intervals from the
 evaluator, plus the context a reader needs to judge them (configuration, how many
 images of each class each part had, which inputs were skipped, the training history).
 The evaluator fills in the metrics; the experiment that knows the rest adds it with
-:meth:`Report.with_context`. ``write`` produces a folder that stands on its own:
+:meth:`Report.with_context`.
 
-* ``report.json``: everything, strict JSON; :meth:`Report.read` restores the report.
-* ``report.md``: the same for people, with the figures linked by relative paths so
-  the folder can be moved, zipped or rendered on GitHub.
-* the PNG figures of :mod:`dermkit.evaluation.plots`.
-
-matplotlib is imported only by ``write``.
+This module is the data model and its JSON form (:meth:`Report.read` restores a
+``report.json``). How a report looks to people lives in
+:mod:`~dermkit.evaluation.report_markdown`, how it becomes a folder of files in
+:mod:`~dermkit.evaluation.report_files`, and runs side by side in
+:mod:`~dermkit.evaluation.comparison`; ``to_markdown`` and ``write`` are shortcuts to
+them. matplotlib is imported only by ``write``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,15 +26,13 @@ import attrs
 
 from dermkit.core import ClassIndex, Problem, Record
 from dermkit.errors import DataError
-from dermkit.evaluation._io import atomic_write_text, fmt, jsonable, number
+from dermkit.evaluation._io import fmt, jsonable, number
 from dermkit.evaluation.bootstrap import NAN_INTERVAL, BootstrapResult, Interval
 from dermkit.evaluation.metrics import Metrics
+from dermkit.evaluation.sanity import prediction_warnings
 
 FORMAT = "dermkit-report"
 FORMAT_VERSION = 1
-
-MAX_SKIPPED_IN_MARKDOWN = 50
-"""Skipped files listed in ``report.md``; ``report.json`` always has all of them."""
 
 
 def _history(value: Mapping[str, Sequence[Any]] | None) -> dict[str, tuple[float, ...]] | None:
@@ -67,29 +64,6 @@ def count_by_class(
             row[classes.name(record.label)] += 1
         out[part] = row
     return out
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    rows: list[tuple[str, Any]] = []
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            rows.extend(_flatten(value, f"{name}."))
-        else:
-            rows.append((name, value))
-    return rows
-
-
-def _cell(value: Any) -> str:
-    text = json.dumps(jsonable(value), ensure_ascii=False) if not isinstance(value, str) else value
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _with_ci(value: float, interval: Interval | None, spec: str = ".3f") -> tuple[str, str]:
-    if interval is None or not interval.defined:
-        return fmt(value, spec), "–"
-    mark = "*" if interval.widened else ""
-    return fmt(value, spec), f"{interval.low:{spec}} – {interval.high:{spec}}{mark}"
 
 
 def _part_counts(
@@ -250,6 +224,7 @@ class Report:
             "skipped": [p.to_json() for p in self.skipped],
             "evaluation": jsonable(self.evaluation),
             "notes": list(self.notes),
+            "warnings": list(self.warnings),  # derived; recomputed by from_json
         }
 
     @classmethod
@@ -298,12 +273,27 @@ class Report:
         except DataError as error:
             raise DataError(error.message, where=str(source), hint=error.hint) from None
 
-    # ------------------------------------------------------------------ Markdown
+    # ------------------------------------------------------------------ headline
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What makes these figures suspect (e.g. a model that predicts one class).
+
+        Derived from the metrics, so every report has them, however it was made.
+        """
+        return prediction_warnings(self.metrics, self.class_names)
+
+    @property
+    def positive_class(self) -> str | None:
+        """The class whose sensitivity the report heads with (``"mel"`` by default)."""
+        index = self.metrics.positive_class
+        return None if index is None else self.class_names[index]
 
     def headline(self) -> dict[str, float | int]:
         """The headline numbers as a flat mapping (for ``summary.json`` and logs).
 
-        Intervals appear as ``<metric>_ci_low`` / ``<metric>_ci_high`` when computed.
+        Intervals appear as ``<metric>_ci_low`` / ``<metric>_ci_high`` when computed;
+        the positive class's recall (melanoma sensitivity) as ``sensitivity_<class>``.
         """
         m = self.metrics
         out: dict[str, float | int] = {
@@ -314,222 +304,43 @@ class Report:
             "ece": m.ece,
         }
         if self.intervals is not None:
-            for key in ("balanced_accuracy", "accuracy"):
+            for key in ("balanced_accuracy", "accuracy", "macro_f1"):
                 interval: Interval = getattr(self.intervals, key)
+                out[f"{key}_ci_low"] = interval.low
+                out[f"{key}_ci_high"] = interval.high
+        positive = self.positive_class
+        if positive is not None:
+            key = f"sensitivity_{positive}"
+            out[key] = self.recall_of(positive)
+            if self.intervals is not None:
+                interval = self.recall_interval(positive)
                 out[f"{key}_ci_low"] = interval.low
                 out[f"{key}_ci_high"] = interval.high
         out["n"] = m.n
         return out
 
     def summary_line(self) -> str:
-        """One line: balanced accuracy with its interval, and on how much data."""
-        interval = None if self.intervals is None else self.intervals.balanced_accuracy
-        value, ci = _with_ci(self.balanced_accuracy, interval)
-        ci_text = "" if ci == "–" else f" (95% CI {ci.rstrip('*')})"
-        return (
-            f"Balanced accuracy {value}{ci_text}, accuracy {fmt(self.accuracy)}, "
-            f"macro F1 {fmt(self.macro_f1)} on {self.metrics.n} images."
+        """One line: balanced accuracy with its interval, on how much data, and warnings."""
+        text = f"Balanced accuracy {fmt(self.balanced_accuracy)}"
+        iv = self.intervals
+        if iv is not None and iv.balanced_accuracy.defined:
+            low, high = iv.balanced_accuracy.low, iv.balanced_accuracy.high
+            text += f" ({round(iv.level * 100)}% CI {low:.3f} – {high:.3f})"
+        text += (
+            f", accuracy {fmt(self.accuracy)}, macro F1 {fmt(self.macro_f1)} "
+            f"on {self.metrics.n} images."
         )
+        for warning in self.warnings:
+            text += f" WARNING: {warning}."
+        return text
+
+    # ------------------------------------------------------------------ output
 
     def to_markdown(self, figures: Mapping[str, str] | None = None) -> str:
         """The report as Markdown; ``figures`` maps plot name to a relative PNG path."""
-        from dermkit.evaluation.plots import PLOT_FILES
+        from dermkit.evaluation.report_markdown import render_markdown
 
-        m = self.metrics
-        iv = self.intervals
-        lines = [f"# {self.title}", "", f"**{self.summary_line()}**", ""]
-
-        if self.config:
-            lines += ["## Configuration", "", "| Setting | Value |", "|---|---|"]
-            lines += [f"| {key} | {_cell(value)} |" for key, value in _flatten(self.config)]
-            lines.append("")
-
-        lines += self._data_section()
-        lines += self._evaluation_section()
-
-        level = 95 if iv is None else round(iv.level * 100)
-        lines += ["## Metrics", "", f"| Metric | Value | {level}% CI |", "|---|---:|---:|"]
-        rows: list[tuple[str, float, Interval | None]] = [
-            (
-                "Balanced accuracy (mean recall)",
-                m.balanced_accuracy,
-                None if iv is None else iv.balanced_accuracy,
-            ),
-            ("Accuracy", m.accuracy, None if iv is None else iv.accuracy),
-            ("Macro F1", m.macro_f1, None if iv is None else iv.macro_f1),
-            ("Weighted F1", m.weighted_f1, None),
-            ("Macro ROC AUC (one vs rest)", m.macro_auc, None),
-            (f"Expected calibration error ({len(m.reliability.counts)} bins)", m.ece, None),
-        ]
-        for label, value, interval in rows:
-            shown, ci = _with_ci(value, interval)
-            lines.append(f"| {label} | {shown} | {ci} |")
-        lines.append("")
-
-        lines += [
-            "## Per class",
-            "",
-            f"| Class | Support | Precision | Recall | Recall {level}% CI | F1 | ROC AUC |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for c, name in enumerate(self.class_names):
-            recall, ci = _with_ci(m.recall[c], None if iv is None else iv.recall[c])
-            lines.append(
-                f"| {name} | {m.support[c]} | {fmt(m.precision[c])} | {recall} | {ci} | "
-                f"{fmt(m.f1[c])} | {fmt(m.auc[c])} |"
-            )
-        lines += [
-            "",
-            "A dash marks a value that is undefined on this data "
-            "(no images of the class, or the class never predicted).",
-        ]
-        if iv is not None and any(
-            i.widened for i in (iv.accuracy, iv.balanced_accuracy, iv.macro_f1, *iv.recall)
-        ):
-            lines.append(
-                "\\* The percentile interval did not contain the estimate (skewed resamples); "
-                "it was widened to include it."
-            )
-        lines.append("")
-
-        if m.positive_class is not None and m.operating_points:
-            name = self.class_names[m.positive_class]
-            lines += [
-                f"## Sensitivity for {name} at fixed specificity",
-                "",
-                "Best achievable operating point with at least the target specificity "
-                f"(call {name} when its probability is at least the threshold).",
-                "",
-                "| Target specificity | Sensitivity | Achieved specificity | Threshold |",
-                "|---:|---:|---:|---:|",
-            ]
-            for p in m.operating_points:
-                lines.append(
-                    f"| {p.target_specificity:.2f} | {fmt(p.sensitivity)} | "
-                    f"{fmt(p.specificity)} | {fmt(p.threshold, '.4f')} |"
-                )
-            lines.append("")
-
-        lines += self._confusion_section()
-
-        if figures is None:
-            figures = {}
-        captions = {
-            "training_curves": "Training curves",
-            "confusion_matrix": "Confusion matrix",
-            "roc_curves": "ROC curves",
-            "per_class_recall": "Per-class recall",
-            "reliability": "Reliability diagram",
-        }
-        present = [(k, figures[k]) for k in PLOT_FILES if k in figures]
-        if present:
-            lines += ["## Figures", ""]
-            for key, rel in present:
-                lines += [
-                    f"### {captions.get(key, key)}",
-                    "",
-                    f"![{captions.get(key, key)}]({rel})",
-                    "",
-                ]
-
-        if self.skipped:
-            lines += self._skipped_section()
-        if self.notes:
-            lines += ["## Notes", ""] + [f"- {note}" for note in self.notes] + [""]
-        return "\n".join(lines).rstrip() + "\n"
-
-    def _data_section(self) -> list[str]:
-        if not self.data_counts:
-            return []
-        parts = list(self.data_counts)
-        names = list(self.class_names)
-        for part_counts in self.data_counts.values():
-            names += [c for c in part_counts if c not in names]
-        header = "| Class | " + " | ".join(parts) + " | total |"
-        lines = [
-            "## Data",
-            "",
-            "Images per class in each part.",
-            "",
-            header,
-            "|---|" + "---:|" * (len(parts) + 1),
-        ]
-        totals = [0] * len(parts)
-        for name in names:
-            row = [self.data_counts[p].get(name, 0) for p in parts]
-            totals = [t + v for t, v in zip(totals, row, strict=True)]
-            lines.append(f"| {name} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
-        lines.append(
-            "| **total** | " + " | ".join(f"**{t}**" for t in totals) + f" | **{sum(totals)}** |"
-        )
-        lines += [
-            "",
-            f"Skipped inputs: {len(self.skipped)}"
-            + (" (listed at the end)." if self.skipped else "."),
-            "",
-        ]
-        return lines
-
-    def _evaluation_section(self) -> list[str]:
-        ev = self.evaluation
-        iv = self.intervals
-        lines = ["## Evaluation", ""]
-        lines.append(f"- Images evaluated: {self.metrics.n}.")
-        if ev.get("balanced_test"):
-            per = ev.get("per_class")
-            lines.append(
-                f"- Balanced test: {per} random images per class drawn from the test part "
-                f"(seed {ev.get('seed')}); classes with fewer images were drawn with "
-                "replacement. Accuracy on a balanced test is close to balanced accuracy."
-            )
-        if iv is not None:
-            unit = (
-                f"{iv.n_groups} lesions (cluster bootstrap)"
-                if iv.grouped
-                else (f"{iv.n_groups} images")
-            )
-            lines.append(
-                f"- Confidence intervals: {round(iv.level * 100)}% percentile bootstrap, "
-                f"{iv.n_boot} resamples of {unit}, seed {iv.seed}."
-            )
-        else:
-            lines.append("- Confidence intervals: not computed.")
-        lines.append(
-            "- Balanced accuracy averages recall over the classes present in the evaluated images."
-        )
-        lines.append("")
-        return lines
-
-    def _confusion_section(self) -> list[str]:
-        counts = self.metrics.confusion_array()
-        names = self.class_names
-        lines = [
-            "## Confusion matrix",
-            "",
-            "Rows: true class; columns: predicted class.",
-            "",
-            "| true \\ predicted | " + " | ".join(names) + " |",
-            "|---|" + "---:|" * len(names),
-        ]
-        for name, row in zip(names, counts, strict=True):
-            lines.append(f"| **{name}** | " + " | ".join(str(int(v)) for v in row) + " |")
-        lines.append("")
-        return lines
-
-    def _skipped_section(self) -> list[str]:
-        lines = ["## Skipped inputs", "", f"{len(self.skipped)} input(s) could not be used:", ""]
-        for problem in self.skipped[:MAX_SKIPPED_IN_MARKDOWN]:
-            lines.append(
-                f"- `{problem.source}`: {problem.reason}"
-                + (f" ({problem.hint})" if problem.hint else "")
-            )
-        rest = len(self.skipped) - MAX_SKIPPED_IN_MARKDOWN
-        if rest > 0:
-            lines.append(f"- … and {rest} more (all are listed in report.json).")
-        lines.append("")
-        return lines
-
-    # ------------------------------------------------------------------ files
+        return render_markdown(self, figures or {})
 
     def write(
         self,
@@ -544,57 +355,14 @@ class Report:
         first and the JSON last, each file atomically: a folder whose ``report.json``
         exists is complete. Returns name -> path of every file written.
         """
-        if context is not None:
-            return self.with_run_context(context).write(out_dir, plots=plots)
-        folder = Path(out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        written: dict[str, Path] = {}
-        if plots:
-            from dermkit.evaluation.plots import write_plots
+        from dermkit.evaluation.report_files import write_report
 
-            written.update(write_plots(self, folder))
-        figures = {name: path.name for name, path in written.items()}
-        atomic_write_text(folder / "report.md", self.to_markdown(figures))
-        written["markdown"] = folder / "report.md"
-        atomic_write_text(folder / "report.json", self.dumps())
-        written["json"] = folder / "report.json"
-        return written
+        report = self if context is None else self.with_run_context(context)
+        return write_report(report, Path(out_dir), plots=plots)
 
 
 def compare_reports(reports: Mapping[str, Report]) -> str:
-    """A Markdown table comparing runs: BA and accuracy with CIs, macro F1, recall per class.
+    """Moved to :mod:`dermkit.evaluation.comparison`; kept here for existing imports."""
+    from dermkit.evaluation.comparison import compare_reports as table
 
-    Classes are matched by name, in the order first seen; a run without a class shows a
-    dash for it.
-    """
-    if not reports:
-        return "_No reports to compare._\n"
-    names: list[str] = []
-    for report in reports.values():
-        names += [n for n in report.class_names if n not in names]
-    header = [
-        "Run",
-        "Balanced accuracy (95% CI)",
-        "Accuracy (95% CI)",
-        "Macro F1",
-        *[f"Recall {n}" for n in names],
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-
-    def with_ci(value: float, interval: Interval | None) -> str:
-        shown, ci = _with_ci(value, interval)
-        return shown if ci == "–" else f"{shown} ({ci.rstrip('*')})"
-
-    for run, report in reports.items():
-        iv = report.intervals
-        cells = [
-            run.replace("|", "\\|"),
-            with_ci(report.balanced_accuracy, None if iv is None else iv.balanced_accuracy),
-            with_ci(report.accuracy, None if iv is None else iv.accuracy),
-            fmt(report.macro_f1),
-        ]
-        for name in names:
-            value = report.recall_of(name) if name in report.class_names else math.nan
-            cells.append(fmt(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return table(reports)

@@ -1,4 +1,4 @@
-"""Model factories: the study's compact CNN (LFN) and partly frozen ImageNet backbones.
+"""Model factories: the study's compact CNN (LFN) and ImageNet backbones to freeze or fine-tune.
 
 Every factory builds a ``keras.Model`` that takes raw RGB pixels in [0, 255] (input
 layer ``image``) and ends in a softmax layer named ``probabilities``; the input
@@ -16,6 +16,14 @@ TensorFlow. :func:`dermkit.models.load_model` does the same with clearer errors.
 from __future__ import annotations
 
 from dermkit.models.applications import InceptionV3, ResNet50
+from dermkit.models.efficientnet_lite import (
+    EfficientNetLite0,
+    EfficientNetLite1,
+    EfficientNetLite2,
+    EfficientNetLite3,
+    EfficientNetLite4,
+    imagenet_classifier,
+)
 from dermkit.models.lfn import LFN
 from dermkit.models.registry import create_model, model_factory
 from dermkit.models.saving import load_model, register_layers, register_layers_with_keras
@@ -24,9 +32,15 @@ register_layers_with_keras()
 
 __all__ = [
     "LFN",
+    "EfficientNetLite0",
+    "EfficientNetLite1",
+    "EfficientNetLite2",
+    "EfficientNetLite3",
+    "EfficientNetLite4",
     "InceptionV3",
     "ResNet50",
     "create_model",
+    "imagenet_classifier",
     "load_model",
     "model_factory",
     "register_layers",

@@ -23,6 +23,10 @@ from keras import ops
 IMAGENET_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
 """The ImageNet channel means (B, G, R) that the Caffe-trained ResNet weights expect."""
 
+LITE_MEAN = 127.0
+LITE_STD = 128.0
+"""EfficientNet-Lite's input normalisation: (x − 127) / 128 on every channel."""
+
 
 class _PixelLayer(keras.layers.Layer):  # type: ignore[misc]
     """A stateless per-pixel transform; output shape equals input shape."""
@@ -71,9 +75,26 @@ class CaffeImageNet(_PixelLayer):
         return ops.subtract(bgr, mean)
 
 
+@keras.saving.register_keras_serializable(package="dermkit")
+class CenterAt127(_PixelLayer):
+    """[0, 255] → (x − 127) / 128, about [−1, 1]: what the EfficientNet-Lite weights expect.
+
+    This is the normalisation the Lite models were trained with (the original
+    TensorFlow code's mean 127 and standard deviation 128, one value for every channel),
+    not Inception's x / 127.5 − 1: the two differ by up to 0.008, which the exactness
+    check against the original model's outputs would notice. Dividing by 128 is exact
+    in floating point.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        centred = ops.subtract(inputs, ops.cast(LITE_MEAN, inputs.dtype))
+        return ops.divide(centred, ops.cast(LITE_STD, inputs.dtype))
+
+
 CUSTOM_OBJECTS: dict[str, type[keras.layers.Layer]] = {
     "dermkit>ScaleToUnit": ScaleToUnit,
     "dermkit>ScaleToSymmetric": ScaleToSymmetric,
     "dermkit>CaffeImageNet": CaffeImageNet,
+    "dermkit>CenterAt127": CenterAt127,
 }
 """Every custom layer by its registered name, for ``custom_objects=`` arguments."""

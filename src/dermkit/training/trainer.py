@@ -2,10 +2,11 @@
 
 After every epoch the trainer writes, each atomically: ``checkpoints/last.keras`` (the
 model with its optimizer state), ``history.csv`` / ``history.json``, ``model.keras``
-when the monitored metric improved, and last ``state.json`` (epochs done, best epoch,
-best value). ``state.json`` is written last, so it never points at a checkpoint that
-is not complete. Resuming loads ``last.keras`` and continues at the next epoch with the
-same optimizer state and the same per-epoch data order (see :mod:`.stream`).
+when the monitored metric improved, and last ``state.json`` (epochs done, best epoch
+counted from 1 like every epoch number a person reads, best value). ``state.json`` is
+written last, so it never points at a checkpoint that is not complete. Resuming loads
+``last.keras`` and continues at the next epoch with the same optimizer state and the
+same per-epoch data order (see :mod:`.stream`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dermkit.core import Record, TrainingPlan
 from dermkit.errors import ConfigError
 from dermkit.evaluation.metrics import balanced_accuracy
 from dermkit.training.config import Training
+from dermkit.training.epochs import STATE_FORMAT, best_epoch_from_state, improved
 from dermkit.training.stream import evaluation_stream, training_stream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,6 +42,8 @@ STATE = Path("state.json")
 
 @attrs.frozen
 class FitResult:
+    """What :func:`fit` did; ``best_epoch`` counts from 1, like ``history.csv``."""
+
     history: dict[str, list[float]]
     epochs_done: int
     best_epoch: int
@@ -87,12 +91,21 @@ def validation_logs(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, 
     }
 
 
-def _improved(monitor: str, value: float, best: float) -> bool:
-    if math.isnan(value):
-        return False
-    if math.isnan(best):
-        return True
-    return value < best if monitor == "val_loss" else value > best
+def progress_verbosity(requested: int) -> int:
+    """Keras' ``verbose`` to use: a progress bar only where it can redraw itself.
+
+    Written to a log file or a pipe, Keras' bar is a stream of carriage returns and
+    backspaces; there one line per epoch (``verbose=2``) is what a reader wants.
+    Notebooks redraw bars fine, so they keep them.
+    """
+    if requested != 1:
+        return requested
+    stream = sys.stdout
+    try:
+        terminal = bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced stdout
+        terminal = False
+    return 1 if terminal or "ipykernel" in sys.modules else 2
 
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:
@@ -186,10 +199,11 @@ def fit(
         model.jit_compile = None if training.jit_compile == "auto" else training.jit_compile
         first_epoch = int(state["epochs_done"])
         history = {k: list(v) for k, v in state["history"].items()}
-        best_epoch, best_value = int(state["best_epoch"]), float(state["best_value"])
+        # The loop below counts epochs from 0 (Keras' numbering); state.json from 1.
+        best_epoch, best_value = best_epoch_from_state(state) - 1, float(state["best_value"])
         if state.get("stopped_early") or first_epoch >= training.epochs:
             return FitResult(
-                history, first_epoch, best_epoch, best_value, bool(state.get("stopped_early"))
+                history, first_epoch, best_epoch + 1, best_value, bool(state.get("stopped_early"))
             )
     else:
         if model is None:
@@ -225,7 +239,9 @@ def fit(
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))
         value = float(logs.get(training.monitor, math.nan))
-        if _improved(training.monitor, value, best_value) or best_epoch < 0:
+        # Without a validation part nothing can be monitored: keep the latest epoch
+        # (the same rule as dermkit.training.epochs.best_epoch).
+        if not val_records or improved(training.monitor, value, best_value) or best_epoch < 0:
             best_epoch, best_value = epoch, value
             atomic.write_with(run_dir / BEST_MODEL, model.save, suffix=".keras")
         atomic.write_with(run_dir / LAST_CHECKPOINT, model.save, suffix=".keras")
@@ -241,8 +257,9 @@ def fit(
         atomic.write_json(
             run_dir / STATE,
             {
+                "format_version": STATE_FORMAT,
                 "epochs_done": epoch + 1,
-                "best_epoch": best_epoch,
+                "best_epoch": best_epoch + 1,
                 "best_value": best_value,
                 "monitor": training.monitor,
                 "stopped_early": stop,
@@ -271,7 +288,7 @@ def fit(
             class_weight=dict(plan.class_weight) if plan.class_weight else None,
             callbacks=callbacks,
             shuffle=False,  # the stream is already in its seeded per-epoch order
-            verbose=training.verbose,
+            verbose=progress_verbosity(training.verbose),
         )
     epochs_done = len(next(iter(history.values()), []))
-    return FitResult(history, epochs_done, best_epoch, best_value, stopped["early"])
+    return FitResult(history, epochs_done, best_epoch + 1, best_value, stopped["early"])
