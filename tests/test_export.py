@@ -12,6 +12,7 @@ agreement of float16 and int8 exports on its test part.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -299,6 +300,104 @@ def test_cli_refuses_a_folder_that_is_not_a_run(
 ) -> None:
     assert export_cli(str(tmp_path), "--format", "tflite") == 2
     assert "not a dermkit run folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- predict / evaluate
+
+
+@pytest.fixture(scope="module")
+def exported_int8(tiny_run: Path, loaded: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dermkit.export import export_run
+
+    out = tmp_path_factory.mktemp("exports") / "lfn-int8.tflite"
+    return export_run(loaded, "tflite", quantize="int8", out=out, check_images=0).path
+
+
+def test_load_run_takes_an_exported_model(tiny_run: Path, loaded: Any, exported_int8: Path) -> None:
+    from dermkit.export import ExportedModel
+    from dermkit.runs import load_run
+
+    run = load_run(exported_int8)
+    assert isinstance(run.model, ExportedModel)
+    assert run.exported == exported_int8 and run.name == "lfn-int8.tflite"
+    assert run.run_dir == tiny_run  # the source run is here: its split.csv is found
+    assert run.classes == loaded.classes and run.settings == loaded.settings
+    assert run.temperature == loaded.temperature
+    assert run.config == loaded.config
+    paths = sorted((tiny_run.parent / "data").rglob("*.png"))[:6]
+    for options in ({}, {"tta": True, "calibrated": True}):
+        np.testing.assert_allclose(
+            run.predict(paths, **options), loaded.predict(paths, **options), atol=0.02
+        )
+    with pytest.raises(ConfigError, match="Keras model") as caught:
+        run.keras_model()
+    assert str(tiny_run) in (caught.value.hint or "")
+
+
+def test_predict_cli_takes_an_exported_model(
+    tiny_run: Path, exported_int8: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dermkit.cli.main import main
+
+    images = sorted((tiny_run.parent / "data").rglob("*.png"))[:4]
+    argv = [*map(str, images), "--json"]
+    assert main(["predict", str(tiny_run), *argv]) == 0
+    from_run = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(exported_int8), *argv]) == 0
+    from_export = json.loads(capsys.readouterr().out)
+    assert [item["image"] for item in from_export] == [item["image"] for item in from_run]
+    for a, b in zip(from_run, from_export, strict=True):
+        assert a["probabilities"].keys() == b["probabilities"].keys()
+        for name, p in a["probabilities"].items():
+            assert abs(p - b["probabilities"][name]) < 0.02
+    # Grad-CAM needs the Keras model: refused before any work, pointing at the run
+    code = main(["predict", str(exported_int8), str(images[0]), "--gradcam", "cams"])
+    err = capsys.readouterr().err
+    assert code == 2 and "exported model" in err and str(tiny_run) in err
+    assert not Path("cams").exists()
+
+
+def test_evaluate_cli_takes_an_exported_model(
+    tiny_run: Path, exported_int8: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dermkit.cli.main import main
+
+    data = str(tiny_run.parent / "data")
+    code = main(["evaluate", str(exported_int8), "--data", data, "--calibrated"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "were used by this run" in captured.err  # the source run's split.csv is read
+    report_dir = exported_int8.parent / "lfn-int8.tflite-eval-data-calibrated"
+    assert str(report_dir / "report.md") in captured.out
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["class_names"] == list(open_exported_classes(exported_int8))
+    assert "lfn-int8.tflite" in (report_dir / "report.md").read_text()
+    assert not (tiny_run / "eval-data-calibrated").exists()  # the run's own reports untouched
+
+
+def open_exported_classes(path: Path) -> tuple[str, ...]:
+    from dermkit.export import open_exported
+
+    return open_exported(path).info.classes
+
+
+def test_an_export_moved_away_from_its_run_still_predicts(
+    tmp_path: Path, tiny_run: Path, exported_int8: Path
+) -> None:
+    import attrs
+
+    from dermkit.export import open_exported
+    from dermkit.export.formats import embed_tflite_info
+    from dermkit.runs import load_run
+
+    moved = tmp_path / "elsewhere" / "m.tflite"
+    moved.parent.mkdir()
+    info = attrs.evolve(open_exported(exported_int8).info, source_run=str(tmp_path / "gone"))
+    moved.write_bytes(embed_tflite_info(exported_int8.read_bytes(), info.dumps()))
+    run = load_run(moved)  # no sidecar: the description inside the file is enough
+    assert run.run_dir == moved.parent  # the source run is not here
+    image = sorted((tiny_run.parent / "data").rglob("*.png"))[0]
+    assert run.predict([image]).shape == (1, len(run.classes))
 
 
 # --------------------------------------------------------------------------- real images

@@ -84,13 +84,12 @@ def _check_choice(format: str, quantize: str | None) -> None:
 
 def _info(run: LoadedRun, format: Format, quantize: Quantize | None) -> ExportInfo:
     training = run.config.get("training") or {}
-    model = run.config.get("model")
     return ExportInfo(
         format=format,
         quantize=quantize,
         classes=tuple(run.classes.names),
         image=run.settings.to_config(),
-        model=dict(model) if isinstance(model, dict) else None,
+        config=dict(run.config),
         temperature=None if run.temperature is None else float(run.temperature.temperature),
         batch_size=int(training.get("batch_size") or 32),
         source_run=str(Path(run.run_dir).resolve()),
@@ -119,7 +118,7 @@ def export_run(
 
     _check_choice(format, quantize)
     loaded = run if not isinstance(run, str | os.PathLike) else load_run(run)
-    if isinstance(loaded.model, ExportedModel):
+    if loaded.exported is not None:
         raise ConfigError(
             "this is an exported model already",
             where=str(loaded.run_dir),

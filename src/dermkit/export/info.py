@@ -49,16 +49,18 @@ class ExportInfo:
     """Everything besides the weights that a prediction needs, and where it came from.
 
     ``image`` is the run's :class:`~dermkit.data.images.ImageSettings` as a mapping;
-    ``temperature`` the calibration temperature fitted on the run's validation part
-    (``None`` if the run had none); ``batch_size`` the run's training batch size (the
-    default of ``dermkit evaluate``); ``source_run`` the run folder it was exported from.
+    ``config`` the run's whole ``config.json`` (so reports on the export describe the
+    run as reports on the run folder do); ``temperature`` the calibration temperature
+    fitted on the run's validation part (``None`` if the run had none); ``batch_size``
+    the run's training batch size (the default of ``dermkit evaluate``);
+    ``source_run`` the run folder it was exported from.
     """
 
     format: Format
     quantize: Quantize | None
     classes: tuple[str, ...] = attrs.field(converter=_classes)
     image: Mapping[str, Any]
-    model: Mapping[str, Any] | None = None
+    config: Mapping[str, Any] = attrs.field(factory=dict)
     temperature: float | None = None
     batch_size: int = 32
     source_run: str = ""
@@ -103,6 +105,8 @@ class ExportInfo:
             )
         if not isinstance(info.image, Mapping) or "size" not in info.image:
             raise ConfigError("the export description has no image size", where=where)
+        if not isinstance(info.config, Mapping):
+            raise ConfigError("the export description's config is not an object", where=where)
         return info
 
     @classmethod
