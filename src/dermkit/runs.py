@@ -15,6 +15,13 @@ columns correctly::
     report = run.evaluate("data/isic2018-test")   # classes matched by name
     print(report.summary_line())
 
+:func:`load_run` also takes a model written by ``dermkit export`` (a ``.tflite`` or
+``.onnx`` file, a SavedModel folder): its class names, image settings, temperature
+and run configuration travel with it, and its
+:class:`~dermkit.export.ExportedModel` predicts through the same calls as the Keras
+model, so everything below works on either kind of *predictor*. Only Grad-CAM needs
+the Keras model itself (:meth:`LoadedRun.keras_model`).
+
 TensorFlow is imported only when the model is loaded or used.
 """
 
@@ -119,7 +126,10 @@ def _load_model(path: Path) -> Any:
 class LoadedRun:
     """A finished run, ready to predict: what :func:`load_run` returns.
 
-    ``model`` is the best epoch's Keras model; ``temperature`` is ``None`` when the run
+    ``model`` is the best epoch's Keras model, or for an exported model (``exported``
+    is its path) an :class:`~dermkit.export.ExportedModel` with the same prediction
+    calls; ``run_dir`` is then the run it was exported from if that folder is here,
+    else the folder that holds the export. ``temperature`` is ``None`` when the run
     had no validation part to fit it on.
     """
 
@@ -129,10 +139,28 @@ class LoadedRun:
     settings: ImageSettings
     model: Any
     temperature: TemperatureScaling | None = None
+    exported: Path | None = None
 
     @property
     def name(self) -> str:
+        if self.exported is not None:
+            return self.exported.name
         return self.run_dir.resolve().name or str(self.run_dir)
+
+    @property
+    def model_path(self) -> Path:
+        """The file (or SavedModel folder) the model was loaded from."""
+        return self.exported if self.exported is not None else self.run_dir / MODEL_FILE
+
+    def keras_model(self) -> Any:
+        """The Keras model, for what an exported model cannot do (Grad-CAM)."""
+        if self.exported is not None:
+            raise ConfigError(
+                "this needs the run's Keras model, and this is an exported model",
+                where=str(self.exported),
+                hint=f"pass the run folder instead (it was exported from {self.run_dir})",
+            )
+        return self.model
 
     def loader(self, *, cache: bool = True) -> ImageLoader:
         """An image loader that resizes as training did, with the decoded-image cache.
@@ -145,7 +173,8 @@ class LoadedRun:
 
         if not cache:
             return ImageLoader(self.settings, None)
-        folder = self.config.get("cache_dir")
+        # an export may be used far from where it was trained: not its cache folder
+        folder = self.config.get("cache_dir") if self.exported is None else None
         return ImageLoader(self.settings, ImageCache(folder or None))
 
     def scaler(self) -> TemperatureScaling:
@@ -210,7 +239,7 @@ class LoadedRun:
             raise DataError(
                 f"the model returned {probabilities.shape} for {n} images "
                 f"of {len(self.classes)} classes ({', '.join(self.classes)})",
-                where=str(self.run_dir / MODEL_FILE),
+                where=str(self.model_path),
                 hint="the model and classes.json come from different runs",
             )
 
@@ -299,12 +328,47 @@ class LoadedRun:
         return load.load_batch(paths)
 
 
+def load_exported(path: str | os.PathLike[str]) -> LoadedRun:
+    """A model written by ``dermkit export``, with everything it carries, as a run."""
+    from dermkit.data.images import ImageSettings
+    from dermkit.evaluation.calibration import TemperatureScaling
+    from dermkit.export.exported import open_exported
+
+    model = open_exported(path)
+    info = model.info
+    where = str(model.path)
+    try:
+        classes = ClassIndex(info.classes)
+        settings = ImageSettings.from_config(info.image)
+        temperature = None if info.temperature is None else TemperatureScaling(info.temperature)
+    except (DermkitError, TypeError, ValueError) as error:
+        message = error.message if isinstance(error, DermkitError) else str(error)
+        raise ConfigError(f"bad export description: {message}", where=where) from None
+    source = Path(info.source_run) if info.source_run else None
+    run_dir = source if source is not None and source.is_dir() else model.path.parent
+    return LoadedRun(
+        run_dir=run_dir,
+        config=info.config,
+        classes=classes,
+        settings=settings,
+        model=model,
+        temperature=temperature,
+        exported=model.path,
+    )
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
-    """Read a finished run folder; a :class:`ConfigError` names what is missing.
+    """Read a finished run folder, or an exported model; a :class:`ConfigError` names
+    what is missing.
 
     A folder whose training never finished an epoch has no ``model.keras`` yet; the
-    error says how to resume it.
+    error says how to resume it. A ``.tflite`` or ``.onnx`` file, a SavedModel folder
+    or the ``.dermkit.json`` beside one of them is read by :func:`load_exported`.
     """
+    from dermkit.export.exported import is_exported
+
+    if is_exported(run_dir):
+        return load_exported(run_dir)
     folder = Path(run_dir)
     if not folder.exists():
         raise ConfigError("no such run folder", where=str(folder), hint="check the path")

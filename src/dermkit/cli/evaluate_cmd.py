@@ -36,7 +36,11 @@ def register(subparsers: Any) -> None:
             "HAM10000, a CSV manifest or an ISIC ground-truth CSV) and write a report folder."
         ),
     )
-    parser.add_argument("run", metavar="RUN", help="run folder written by `dermkit train`")
+    parser.add_argument(
+        "run",
+        metavar="RUN",
+        help="run folder written by `dermkit train`, or a model written by `dermkit export`",
+    )
     add_dataset_options(parser, required=True)
     add_prediction_options(parser)
     parser.add_argument(
@@ -45,7 +49,9 @@ def register(subparsers: Any) -> None:
         help="score the same number of random images of every class (the study's test)",
     )
     parser.add_argument(
-        "--out", help="report folder (default: RUN/eval-<dataset name>[-tta][-calibrated])"
+        "--out",
+        help="report folder (default: RUN/eval-<dataset name>[-tta][-calibrated]; for an "
+        "exported model, <its name>-eval-... beside it)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: the run's training batch size"
@@ -57,7 +63,9 @@ def _dataset_options(args: argparse.Namespace) -> dict[str, Any]:
     return dataset_options(args)
 
 
-def default_out(run_dir: Path, args: argparse.Namespace) -> Path:
+def default_out(run_dir: Path, args: argparse.Namespace, exported: Path | None = None) -> Path:
+    """``RUN/eval-<data>[-tta]...``; for an exported model ``<model name>-eval-...``
+    beside it, so the reports of a run and of its exports never overwrite each other."""
     name = f"eval-{dataset_label(args.data)}"
     for flag, suffix in (
         ("tta", "tta"),
@@ -66,6 +74,8 @@ def default_out(run_dir: Path, args: argparse.Namespace) -> Path:
     ):
         if getattr(args, flag):
             name += f"-{suffix}"
+    if exported is not None:
+        return exported.parent / f"{exported.name}-{name}"
     return run_dir / name
 
 
@@ -107,7 +117,7 @@ def evaluate(run: LoadedRun, args: argparse.Namespace) -> tuple[Report, Path]:
     )
     for warning in scored.warnings:
         print(f"dermkit: warning: {warning.rstrip('.')}", file=sys.stderr)
-    out = Path(args.out) if args.out else default_out(run.run_dir, args)
+    out = Path(args.out) if args.out else default_out(run.run_dir, args, run.exported)
     # predictions first: a folder whose report.json exists is complete
     atomic.write_text(
         out / "predictions.csv",

@@ -48,7 +48,11 @@ def register(subparsers: Any) -> None:
             f"for {' '.join(IMAGE_SUFFIXES)} files). Unreadable images are reported and skipped."
         ),
     )
-    parser.add_argument("run", metavar="RUN", help="run folder written by `dermkit train`")
+    parser.add_argument(
+        "run",
+        metavar="RUN",
+        help="run folder written by `dermkit train`, or a model written by `dermkit export`",
+    )
     parser.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+", help="images or folders")
     parser.add_argument("--top-k", type=int, default=3, help="classes shown per image (default 3)")
     output = parser.add_mutually_exclusive_group()
@@ -189,6 +193,7 @@ def predict(run: LoadedRun, args: argparse.Namespace) -> list[Outcome]:
         run.scaler()  # fail before any work when the run has no temperature
     namer: GradcamNamer | None = None
     if args.gradcam:
+        run.keras_model()  # an exported model has no gradients to follow: say so first
         folder = Path(args.gradcam)
         if folder.exists() and not folder.is_dir():
             raise ConfigError("--gradcam must name a folder", where=str(folder))
@@ -253,7 +258,7 @@ def _gradcam(
     from dermkit.evaluation.gradcam_figure import caption, gradcam_figure
 
     top = probabilities.argmax(axis=1)
-    heatmaps = gradcam(run.model, images, class_index=top.tolist())
+    heatmaps = gradcam(run.keras_model(), images, class_index=top.tolist())
     written: list[str | None] = []
     for row, (heatmap, path) in enumerate(zip(heatmaps, paths, strict=True)):
         original = read_image(path, run.settings.max_pixels)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def register_layers() -> None:
     """Register dermkit's custom layers with Keras (importing TensorFlow if needed)."""
-    from dermkit.models import preprocessing  # noqa: F401  (registration is the import)
+    from dermkit.models import fused, preprocessing  # noqa: F401  (registration is the import)
 
 
 def _register_after_import(_: ModuleType) -> None:

@@ -39,6 +39,10 @@ class Training:
     )
     seed: int = 0
     mixed_precision: bool = False
+    jit_compile: bool | Literal["auto"] = attrs.field(default="auto")
+    """XLA compilation of the training step: ``"auto"`` is Keras' rule (on where a GPU
+    is present, off on CPU-only machines, where docs/performance.md measured no gain),
+    ``True``/``False`` force it."""
     weight_decay: float = attrs.field(default=1e-4, validator=attrs.validators.ge(0.0))
     """Only used by ``adamw``."""
     max_minutes: float | None = None
@@ -61,6 +65,15 @@ class Training:
     )
     """Dihedral views (1-8) cached per training image, each costing one pass of the
     prefix. ``None``: all 8 when the plan flips or turns images, else 1."""
+
+    @jit_compile.validator
+    def _check_jit_compile(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not (value == "auto" or isinstance(value, bool)):
+            raise ConfigError(
+                f"invalid jit_compile {value!r}",
+                where="training options",
+                hint='use "auto", true or false',
+            )
 
     def to_config(self) -> dict[str, Any]:
         return attrs.asdict(self)

@@ -278,6 +278,8 @@ def fit(
         from dermkit.models import load_model
 
         model = load_model(run_dir / LAST_CHECKPOINT)
+        # the checkpoint holds the first call's XLA choice; this call's options decide
+        model.jit_compile = None if training.jit_compile == "auto" else training.jit_compile
         first_epoch = int(state["epochs_done"])
         history = {k: list(v) for k, v in state["history"].items()}
         # The loop below counts epochs from 0 (Keras' numbering); state.json from 1.
@@ -294,6 +296,7 @@ def fit(
             optimizer=make_optimizer(training, stream_steps),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            jit_compile=training.jit_compile,
         )
     assert model is not None
     inputs = _fit_inputs(

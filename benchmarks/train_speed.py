@@ -1,0 +1,392 @@
+"""Training speed: dermkit against plain Keras on the same model, and LFN's trunks side by side.
+
+    python benchmarks/train_speed.py [--data DIR] [--configs lfn-128,efficientnet_lite0-224]
+        [--lfn-variants] [--steps 4] [--rounds 3] [--batch-size 32] [--images 256] [--smoke]
+
+Prints the machine first (CPU model, instruction sets, TensorFlow, oneDNN, threads):
+figures from one CPU do not carry over to another, so only the ratios measured here,
+side by side in one run, are claims.
+
+For each configuration (model-size, e.g. ``lfn-128``, ``resnet50-224``) two *arms*
+train the same freshly built model (same seed, Adamax, batch ``--batch-size``):
+
+- ``keras``: what a plain Keras user writes, ``keras.utils.image_dataset_from_directory``
+  on class folders of the same images (decoded and resized every epoch) + ``model.fit``;
+- ``dermkit``: dermkit's training stream (decoded-image cache, warm) + ``model.fit``.
+
+The arms alternate (A B, then B A, ...) for ``--rounds`` rounds of ``--steps`` steps, so
+other jobs on a shared machine slow both alike. A step's time is the interval between
+two batch ends inside one ``fit`` call (the first step of each call, which carries
+the pipeline's start-up, is dropped); the median counts. Besides ``fit`` the table
+gives each arm's input stream alone (batches per second without a model) and the
+training step alone (``train_on_batch`` on one batch held in memory): a stream slower
+than the step means training is input-bound.
+
+``--lfn-variants`` instead compares LFN-128's trunks, all on dermkit's stream: today's
+code (``stem="full"`` with Keras' BatchNormalization), the fused BatchNormalization,
+and the ``strided`` and ``resnet`` stems (same parameter counts; see docs/models.md).
+
+Images: ``--images`` HAM10000 images (``--data`` or ``$DERMKIT_HAM10000``), linked into
+class folders in a temporary folder that is deleted afterwards; without data, or with
+``--smoke``, synthetic images from ``dermkit.demo``. ``--smoke`` is a seconds-long run
+of LFN at 64 px that checks that the script works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EPOCH_IMAGES = 4945
+"""Training images per epoch on the shared set (70 % of the 7,064 HAM10000 images)."""
+
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512", "amx")
+
+
+def describe_machine() -> list[str]:
+    """CPU model, instruction sets and TensorFlow's threading, one fact per line."""
+    model, flags = platform.processor() or "unknown", set[str]()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    isa = sorted(f for f in flags if any(f.startswith(p) for p in ISA_FLAGS))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import keras
+    import tensorflow as tf
+
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1 (default)")
+    lines = [
+        f"CPU: {model}, {cores} core(s) usable",
+        f"instruction sets: {' '.join(isa) or 'unknown'}",
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"Python {platform.python_version()}",
+        f"oneDNN: TF_ENABLE_ONEDNN_OPTS={onednn}; ONEDNN_MAX_CPU_ISA="
+        f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}",
+        "threads: intra-op "
+        f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}, inter-op "
+        f"{os.environ.get('TF_NUM_INTEROP_THREADS', 'default')}",
+    ]
+    try:
+        load = os.getloadavg()
+        lines.append(f"load average at start: {load[0]:.1f} (other jobs share this machine)")
+    except OSError:
+        pass
+    return lines
+
+
+def print_machine() -> None:
+    for line in describe_machine():
+        print(f"# {line}")
+    print()
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass
+class Images:
+    """Class folders of images (for the Keras arm) and the same files as records."""
+
+    folder: Path
+    records: list[Any]
+    classes: list[str]
+
+
+def real_images(root: str, count: int, seed: int) -> Images:
+    """``count`` HAM10000 images drawn at random, linked into a temporary class tree."""
+    import numpy as np
+
+    from dermkit.data.ham10000 import HAM10000
+
+    loaded = HAM10000(root, verify=False).load()
+    order = np.random.default_rng(seed).permutation(len(loaded.records))[:count]
+    folder = Path(tempfile.mkdtemp(prefix="dermkit-train-speed-"))
+    records = []
+    for i in order:
+        record = loaded.records[int(i)]
+        name = loaded.classes.name(record.label)
+        (folder / name).mkdir(exist_ok=True)
+        link = folder / name / Path(record.path).name
+        link.symlink_to(Path(record.path).resolve())
+        records.append(record)
+    return Images(folder, records, list(loaded.classes.names))
+
+
+def synthetic_images(size: int, scale: float) -> Images:
+    from dermkit.core import Record
+    from dermkit.demo import make_demo_dataset
+
+    folder = Path(tempfile.mkdtemp(prefix="dermkit-train-speed-"))
+    make_demo_dataset(folder, size=size, scale=scale, seed=0)
+    for stray in folder.iterdir():
+        if stray.is_file():
+            stray.unlink()  # README: image_dataset_from_directory wants class folders only
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    records = [
+        Record(path=str(path), label=label, group=path.stem)
+        for label, name in enumerate(classes)
+        for path in sorted((folder / name).glob("*.png"))
+    ]
+    return Images(folder, records, classes)
+
+
+# --------------------------------------------------------------------------- arms
+
+
+@dataclass
+class Arm:
+    """One way to train: a model and the stream that feeds it."""
+
+    name: str
+    model: Any
+    dataset: Any
+    fit_steps: list[float] = field(default_factory=list)
+    stream_steps: list[float] = field(default_factory=list)
+    train_steps: list[float] = field(default_factory=list)
+
+
+class _StepTimes:
+    """A Keras callback recording the interval between batch ends (the first dropped)."""
+
+    @staticmethod
+    def make(out: list[float]) -> Any:
+        import keras
+
+        class Callback(keras.callbacks.Callback):  # type: ignore[misc]
+            last = 0.0
+            seen = 0
+
+            def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+                now = time.perf_counter()
+                if self.seen:
+                    out.append(now - self.last)
+                self.seen += 1
+                self.last = now
+
+        return Callback()
+
+
+def build_model(name: str, size: int, classes: int, options: dict[str, Any]) -> Any:
+    import keras
+
+    from dermkit.models import create_model
+
+    keras.utils.set_random_seed(0)
+    model = create_model(name, classes, input_size=size, **options)
+    model.compile(
+        optimizer=keras.optimizers.Adamax(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def keras_dataset(images: Images, size: int, batch: int) -> Any:
+    import keras
+
+    dataset = keras.utils.image_dataset_from_directory(
+        images.folder,
+        image_size=(size, size),
+        batch_size=batch,
+        shuffle=True,
+        seed=0,
+        verbose=False,
+    )
+    return dataset.repeat()
+
+
+def dermkit_dataset(images: Images, size: int, batch: int, cache_dir: Path) -> Any:
+    from dermkit.core import TrainingPlan
+    from dermkit.data.cache import ImageCache
+    from dermkit.data.images import ImageSettings
+    from dermkit.data.loader import ImageLoader
+    from dermkit.training.stream import training_stream
+
+    loader = ImageLoader(ImageSettings(size=size), ImageCache(cache_dir))
+    loader.load_batch([r.path for r in images.records])  # warm the cache, as epoch 1 does
+    plan = TrainingPlan(records=tuple(images.records))
+    return training_stream(
+        plan, loader, batch_size=batch, seed=0, first_epoch=0, epochs=1000
+    ).dataset
+
+
+def _alternating(arms: Sequence[Arm], rounds: int) -> Iterator[Arm]:
+    for r in range(rounds):
+        yield from (arms if r % 2 == 0 else list(reversed(arms)))
+
+
+def _fit_steps(model: Any, dataset: Any, steps: int, out: list[float]) -> None:
+    model.fit(
+        dataset, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[_StepTimes.make(out)]
+    )
+
+
+def measure(arms: Sequence[Arm], steps: int, rounds: int) -> None:
+    """Warm every arm up, then alternate fit, stream-alone and step-alone timings.
+
+    The step alone is ``fit`` on one batch repeated from memory (a stream that costs
+    nothing), timed like the real ``fit``.
+    """
+    import tensorflow as tf
+
+    fixed = {}
+    for arm in arms:  # tracing and the first batches are not what an epoch costs
+        fixed[arm.name] = tf.data.Dataset.from_tensors(next(iter(arm.dataset))).repeat()
+        arm.model.fit(arm.dataset, epochs=1, steps_per_epoch=2, verbose=0)
+        arm.model.fit(fixed[arm.name], epochs=1, steps_per_epoch=2, verbose=0)
+    for arm in _alternating(arms, rounds):
+        _fit_steps(arm.model, arm.dataset, steps, arm.fit_steps)
+        iterator = iter(arm.dataset)
+        next(iterator)
+        for _ in range(steps):
+            start = time.perf_counter()
+            next(iterator)
+            arm.stream_steps.append(time.perf_counter() - start)
+        _fit_steps(arm.model, fixed[arm.name], max(1, steps // 2), arm.train_steps)
+
+
+def rate(times: list[float], batch: int) -> float:
+    return batch / statistics.median(times) if times else float("nan")
+
+
+def print_table(title: str, arms: Sequence[Arm], batch: int, reference: str) -> None:
+    print(f"## {title}")
+    print(
+        "| arm | fit img/s | s/epoch | vs " + reference + " | step alone img/s "
+        "| stream alone img/s | bound by |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    base = next(a for a in arms if a.name == reference)
+    for arm in arms:
+        fit, step, stream = (
+            rate(arm.fit_steps, batch),
+            rate(arm.train_steps, batch),
+            rate(arm.stream_steps, batch),
+        )
+        bound = "input" if stream < step else "compute"
+        print(
+            f"| {arm.name} | {fit:.1f} | {EPOCH_IMAGES / fit:.0f} | "
+            f"{fit / rate(base.fit_steps, batch):.2f}x | {step:.1f} | {stream:.1f} | {bound} |"
+        )
+    print()
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- configs
+
+CONFIGS: dict[str, tuple[str, int, dict[str, Any]]] = {
+    "lfn-300": ("lfn", 300, {}),
+    "lfn-128": ("lfn", 128, {}),
+    "efficientnet_lite0-224": (
+        "efficientnet_lite0",
+        224,
+        {"weights": None, "trainable_layers": -1},
+    ),
+    "resnet50-224": ("resnet50", 224, {"weights": None, "trainable_layers": 4}),
+}
+"""What the issue asks for. Weights do not change speed, so none are loaded (Lite0 is
+fine-tuned whole, ResNet50 trains its last 4 layers as in the study)."""
+
+LFN_VARIANTS: dict[str, dict[str, Any]] = {
+    "today (full stem, Keras BN)": {"stem": "full", "fused_batchnorm": False},
+    "full stem, fused BN": {"stem": "full"},
+    "strided stem, fused BN": {"stem": "strided"},
+    "resnet stem, Keras BN": {"stem": "resnet", "fused_batchnorm": False},
+    "resnet stem, fused BN": {"stem": "resnet"},
+}
+
+
+def run_config(
+    images: Images, key: str, batch: int, steps: int, rounds: int, cache: Path, dense: Any
+) -> None:
+    name, size, options = CONFIGS[key]
+    options = {**options, **({"dense": dense} if dense is not None else {})}
+    classes = len(images.classes)
+    arms = [
+        Arm("keras", build_model(name, size, classes, options), keras_dataset(images, size, batch)),
+        Arm(
+            "dermkit",
+            build_model(name, size, classes, options),
+            dermkit_dataset(images, size, batch, cache),
+        ),
+    ]
+    measure(arms, steps, rounds)
+    print_table(f"{key}, batch {batch}", arms, batch, "keras")
+
+
+def run_lfn_variants(
+    images: Images, size: int, batch: int, steps: int, rounds: int, cache: Path, dense: Any
+) -> None:
+    dataset = dermkit_dataset(images, size, batch, cache)
+    extra = {"dense": dense} if dense is not None else {}
+    arms = [
+        Arm(label, build_model("lfn", size, len(images.classes), {**options, **extra}), dataset)
+        for label, options in LFN_VARIANTS.items()
+    ]
+    for arm in arms:
+        print(f"# {arm.name}: {arm.model.count_params():,} parameters")
+    measure(arms, steps, rounds)
+    print_table(f"LFN-{size} trunks, dermkit stream, batch {batch}", arms, batch, arms[0].name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("DERMKIT_HAM10000"))
+    parser.add_argument("--configs", default="lfn-128", help=f"any of {', '.join(CONFIGS)}")
+    parser.add_argument("--lfn-variants", action="store_true", help="compare LFN-128 trunks")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long check at 64 px")
+    args = parser.parse_args(argv)
+    print_machine()
+    dense = None
+    if args.smoke:
+        CONFIGS["lfn-64"] = ("lfn", 64, {})
+        configs, size, dense = ["lfn-64"], 64, (16,)
+        args.steps, args.rounds, args.batch_size = 2, 2, 4
+        images = synthetic_images(64, 0.1)
+    else:
+        configs, size = [c.strip() for c in args.configs.split(",") if c.strip()], 128
+        unknown = [c for c in configs if c not in CONFIGS]
+        if unknown:
+            parser.error(f"unknown config(s) {', '.join(unknown)}; use {', '.join(CONFIGS)}")
+        if args.data:
+            images = real_images(args.data, args.images, seed=0)
+        else:
+            print("# no --data / DERMKIT_HAM10000: synthetic images")
+            images = synthetic_images(128, 0.5)
+    print(f"# {len(images.records)} images, {len(images.classes)} classes")
+    import shutil
+
+    cache = Path(tempfile.mkdtemp(prefix="dermkit-train-speed-cache-"))
+    try:
+        if args.lfn_variants or args.smoke:
+            run_lfn_variants(images, size, args.batch_size, args.steps, args.rounds, cache, dense)
+        if not args.lfn_variants or args.smoke:
+            for key in configs:
+                run_config(images, key, args.batch_size, args.steps, args.rounds, cache, dense)
+    finally:
+        shutil.rmtree(images.folder, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
