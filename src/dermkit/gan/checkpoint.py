@@ -10,6 +10,7 @@ loaded into the wrong tensors. The archive is written atomically
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from dermkit.gan.step import GanModels
 NAMES = "__names__"
 
 
-def _entries(models: GanModels) -> list[tuple[str, str, object]]:
+def _entries(models: GanModels) -> list[tuple[str, str, Any]]:
     out = []
     for owner, variables in models.checkpointed().items():
         for index, variable in enumerate(variables):
@@ -30,7 +31,7 @@ def _entries(models: GanModels) -> list[tuple[str, str, object]]:
 
 def save_checkpoint(path: Path, models: GanModels) -> None:
     entries = _entries(models)
-    arrays = {key: np.asarray(variable.numpy()) for key, _, variable in entries}  # type: ignore[attr-defined]
+    arrays: dict[str, Any] = {key: np.asarray(variable.numpy()) for key, _, variable in entries}
     arrays[NAMES] = np.asarray([name for _, name, _ in entries])
 
     def write(tmp: Path) -> None:
@@ -59,14 +60,16 @@ def load_checkpoint(path: Path, models: GanModels) -> None:
     except DataError:
         raise
     except (OSError, ValueError, KeyError) as error:
-        raise DataError(f"cannot read the checkpoint: {error}", where=str(path), hint=hint) from None
+        raise DataError(
+            f"cannot read the checkpoint: {error}", where=str(path), hint=hint
+        ) from None
     for key, name, variable in entries:
         value = values[key]
-        shape = tuple(variable.shape)  # type: ignore[attr-defined]
+        shape = tuple(variable.shape)
         if tuple(value.shape) != shape:
             raise DataError(
                 f"variable {name} has shape {value.shape} in the checkpoint, {shape} here",
                 where=str(path),
                 hint=hint,
             )
-        variable.assign(value)  # type: ignore[attr-defined]
+        variable.assign(value)

@@ -37,13 +37,6 @@ class GanData:
     dataset_classes: ClassIndex
     loaded: LoadedDataset
 
-    def by_class(self, names: Sequence[str]) -> dict[str, np.ndarray]:
-        return {name: self.images[self.labels == i] for i, name in enumerate(names)}
-
-    def class_frequencies(self, count: int) -> np.ndarray:
-        frequencies = np.bincount(self.labels, minlength=count).astype(np.float64)
-        return frequencies / frequencies.sum()
-
 
 def training_records(
     train: Sequence[Record], dataset_classes: ClassIndex, gan_classes: Sequence[str]

@@ -34,9 +34,7 @@ def tile_row(images: Sequence[np.ndarray], gap: int = GAP) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def sample_grid(
-    real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray]
-) -> np.ndarray:
+def sample_grid(real: Mapping[str, np.ndarray], generated: Mapping[str, np.ndarray]) -> np.ndarray:
     """One row per class: its real images, a wider gap, then its generated images."""
     rows = []
     for name, fakes in generated.items():
@@ -106,7 +104,9 @@ def save_curves(
         values = [row.get(key) for row in rows]
         points = [(s, v) for s, v in zip(steps, values, strict=True) if v is not None]
         if points:
-            axes.plot(*zip(*points, strict=True), label=key, marker="." if len(points) < 30 else None)
+            axes.plot(
+                *zip(*points, strict=True), label=key, marker="." if len(points) < 30 else None
+            )
     if log_scale:
         axes.set_yscale("symlog", linthresh=1e-4)
     axes.set_xlabel("step")

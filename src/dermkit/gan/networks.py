@@ -69,9 +69,7 @@ def build_generator(config: GanConfig) -> keras.Model:
     return keras.Model([z, label], image, name="generator")
 
 
-def _discriminator_block(
-    x: Any, filters: int, *, down: bool, first: bool, name: str
-) -> Any:
+def _discriminator_block(x: Any, filters: int, *, down: bool, first: bool, name: str) -> Any:
     from keras import layers
 
     from dermkit.gan.layers import SNConv2D

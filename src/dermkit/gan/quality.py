@@ -262,8 +262,10 @@ def evaluate_quality(
     rows = [_quality(name, f, seed) for name, f in per_class.items()]
     if len(per_class) > 1:
         pooled = _Features(
-            *(np.concatenate([getattr(f, field) for f in per_class.values()]) for field in
-              ("gen", "real", "half_a", "half_b", "blur", "noise"))
+            *(
+                np.concatenate([getattr(f, field) for f in per_class.values()])
+                for field in ("gen", "real", "half_a", "half_b", "blur", "noise")
+            )
         )
         rows.append(_quality("all", pooled, seed))
     return rows
@@ -338,12 +340,13 @@ def keras_extractor(model: Any, *, batch_size: int = 32) -> FeatureExtractor:
     cut = feature_model(model)
     size = cut.input_shape[1:3]
 
-    @tf.function(reduce_retracing=True)
-    def run(batch: tf.Tensor) -> tf.Tensor:
+    def features(batch: tf.Tensor) -> tf.Tensor:
         images = tf.cast(batch, tf.float32)
         if tuple(images.shape[1:3]) != tuple(size):
             images = tf.image.resize(images, size, method="bilinear", antialias=True)
         return cut(images, training=False)
+
+    run = tf.function(features, reduce_retracing=True)
 
     def extract(images: np.ndarray) -> np.ndarray:
         if len(images) == 0:
@@ -380,20 +383,42 @@ def classifier_extractor(run_dir: str | Path, batch_size: int = 32) -> FeatureEx
     return keras_extractor(load_model(path, compile=False), batch_size=batch_size)
 
 
-def resolve_extractor(spec: str | None) -> tuple[FeatureExtractor | None, str]:
-    """``(extractor or None, description)`` for ``auto``, ``lite0``, ``none`` or a run folder.
+FEATURE_CHOICES: tuple[str, ...] = ("auto", "lite0", "classifier", "none")
 
-    ``auto`` uses Lite0's ImageNet features when they can be built and otherwise returns
-    ``None`` with the reason in the description.
+
+def resolve_extractor(
+    choice: str = "auto", classifier_run: str | Path | None = None
+) -> tuple[FeatureExtractor | None, str]:
+    """``(extractor or None, description)`` for one of :data:`FEATURE_CHOICES`.
+
+    ``auto`` uses Lite0's ImageNet features when they can be built, else the
+    penultimate layer of ``classifier_run`` when one is given, else returns ``None``
+    with the reason in the description. ``lite0`` and ``classifier`` insist.
     """
-    choice = (spec or "auto").strip()
-    if choice.lower() == "none":
+    if choice not in FEATURE_CHOICES:
+        raise ConfigError(
+            f"unknown feature source {choice!r}",
+            where="--features",
+            hint=f"choose from {', '.join(FEATURE_CHOICES)}",
+        )
+    if choice == "none":
         return None, "none"
-    if choice.lower() in ("lite0", "auto"):
+    if choice in ("lite0", "auto"):
         try:
-            return lite0_extractor(), f"{LITE0} ImageNet (pooled, 224 px)"
+            return lite0_extractor(), f"{LITE0} ImageNet, pooled features at 224 px"
         except DermkitError as error:
-            if choice.lower() == "lite0":
+            if choice == "lite0":
                 raise
-            return None, f"no features: {LITE0} ImageNet weights unavailable ({error.render()})"
-    return classifier_extractor(choice), f"penultimate layer of classifier run {choice}"
+            reason = error.render()
+        if classifier_run is None:
+            return None, f"none ({LITE0} ImageNet weights unavailable: {reason})"
+    if classifier_run is None:
+        raise ConfigError(
+            "features from a classifier need its run folder",
+            where="--features classifier",
+            hint="pass --classifier RUN (a dermkit classifier run trained on the same data)",
+        )
+    return (
+        classifier_extractor(classifier_run),
+        f"penultimate layer of classifier run {classifier_run}",
+    )

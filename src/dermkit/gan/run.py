@@ -145,7 +145,7 @@ class GanRun:
         """The images the generator trained on, from ``training_images.csv``."""
         path = self.folder / TRAINING_IMAGES
         try:
-            handle = open(path, newline="", encoding="utf-8")
+            handle = path.open(newline="", encoding="utf-8")
         except OSError as error:
             raise DataError(
                 f"cannot read the generator's training images: {error.strerror or error}",
@@ -159,9 +159,7 @@ class GanRun:
                     f"expected columns {', '.join(TRAINING_IMAGE_COLUMNS)}",
                     where=str(path),
                 )
-            return [
-                TrainingImage(row["path"], row["class"], row["group"]) for row in reader
-            ]
+            return [TrainingImage(row["path"], row["class"], row["group"]) for row in reader]
 
     def generator_info(self) -> dict[str, Any]:
         """``{"step", "sha256", "finished"}`` of the saved generator, or a DataError."""

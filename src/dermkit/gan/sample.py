@@ -46,12 +46,16 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 
 def latents(seed: int, label: int, start: int, count: int, z_dim: int) -> np.ndarray:
     """The latent vectors of images ``start .. start + count - 1`` of class ``label``."""
-    return np.stack(
-        [
-            np.random.default_rng([seed, label, index]).standard_normal(z_dim, dtype=np.float32)
-            for index in range(start, start + count)
-        ]
-    ) if count else np.zeros((0, z_dim), dtype=np.float32)
+    return (
+        np.stack(
+            [
+                np.random.default_rng([seed, label, index]).standard_normal(z_dim, dtype=np.float32)
+                for index in range(start, start + count)
+            ]
+        )
+        if count
+        else np.zeros((0, z_dim), dtype=np.float32)
+    )
 
 
 def generate_images(
@@ -121,7 +125,11 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
         raise DataError("OpenCV could not encode a PNG", where=str(path))
-    atomic.write_with(path, lambda tmp: tmp.write_bytes(encoded.tobytes()))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(encoded.tobytes())
+
+    atomic.write_with(path, write)
 
 
 def read_manifest(folder: Path) -> dict[str, dict[str, str]]:

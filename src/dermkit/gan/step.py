@@ -45,13 +45,15 @@ class StepInputs:
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] → float32 [-1, 1]."""
-    return (images.astype(np.float32) / 127.5) - 1.0
+    result: np.ndarray = images.astype(np.float32) / 127.5 - 1.0
+    return result
 
 
 def to_uint8(images: Any) -> np.ndarray:
     """float [-1, 1] → uint8 [0, 255], rounded."""
     values = (np.asarray(images, dtype=np.float32) + 1.0) * 127.5
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    result: np.ndarray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return result
 
 
 def ema_decay_at(config: GanConfig, step: int) -> float:
@@ -152,7 +154,9 @@ class GanStep:
         import tensorflow as tf
 
         both = self._augment(tf.concat([real, fake], axis=0), seed)
-        scores = self.models.discriminator([both, tf.concat([labels, labels], 0)], training=training)
+        scores = self.models.discriminator(
+            [both, tf.concat([labels, labels], 0)], training=training
+        )
         count = tf.shape(real)[0]
         return scores[:count], scores[count:]
 
@@ -178,9 +182,7 @@ class GanStep:
 
         with tf.GradientTape() as tape:
             fake = m.generator([z_g, labels], training=True)
-            g_scores = m.discriminator(
-                [self._augment(fake, seed_g), labels], training=False
-            )
+            g_scores = m.discriminator([self._augment(fake, seed_g), labels], training=False)
             g_loss = hinge_g_loss(g_scores)
         variables = m.generator.trainable_variables
         m.opt_g.apply_gradients(zip(tape.gradient(g_loss, variables), variables, strict=True))

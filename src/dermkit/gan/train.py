@@ -173,8 +173,9 @@ class GanTrainer:
             if len(members):
                 pick = rng.choice(members, size=min(PREVIEW_REAL, len(members)), replace=False)
                 real[name] = self.images[np.sort(pick)]
-            z_parts.append(latents(self.config.seed + 7919, label, 0, PREVIEW_GENERATED,
-                                   self.config.z_dim))
+            z_parts.append(
+                latents(self.config.seed + 7919, label, 0, PREVIEW_GENERATED, self.config.z_dim)
+            )
             label_parts.append(np.full(PREVIEW_GENERATED, label, dtype=np.int32))
         return real, np.concatenate(z_parts), np.concatenate(label_parts)
 
@@ -223,15 +224,22 @@ class GanTrainer:
         _write_rows(self.run_dir, "kid", self.kid_rows)
         keys = [k for k in row if k != "step"]
         save_curves(
-            self.run_dir / "kid.png", self.kid_rows, keys, title="KID during training",
-            ylabel="KID", log_scale=True,
+            self.run_dir / "kid.png",
+            self.kid_rows,
+            keys,
+            title="KID during training",
+            ylabel="KID",
+            log_scale=True,
         )
 
     def _write_logs(self) -> None:
         _write_rows(self.run_dir, "log", self.log_rows)
         save_curves(
-            self.run_dir / "losses.png", self.log_rows, LOSS_KEYS,
-            title="GAN losses (hinge) and mean discriminator scores", ylabel="value",
+            self.run_dir / "losses.png",
+            self.log_rows,
+            LOSS_KEYS,
+            title="GAN losses (hinge) and mean discriminator scores",
+            ylabel="value",
         )
 
     def _checkpoint(self, models: GanModels, step: int) -> None:
@@ -328,9 +336,12 @@ class GanTrainer:
                     self._save_grid(models, step, preview)
                 if measure:
                     self._log_kid(models, step, real_features)
-                    say(f"dermkit: step {step}: KID " + ", ".join(
-                        f"{k[4:]} {v:.4f}" for k, v in self.kid_rows[-1].items() if k != "step"
-                    ))
+                    say(
+                        f"dermkit: step {step}: KID "
+                        + ", ".join(
+                            f"{k[4:]} {v:.4f}" for k, v in self.kid_rows[-1].items() if k != "step"
+                        )
+                    )
                 if save:
                     self._checkpoint(models, step)
                     checkpointed = step
