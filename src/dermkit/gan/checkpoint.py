@@ -22,10 +22,19 @@ NAMES = "__names__"
 
 
 def _entries(models: GanModels) -> list[tuple[str, str, Any]]:
+    """``(archive key, checked name, variable)`` of every checkpointed variable.
+
+    The checked name is the owner and the variable path without its first component
+    for optimizer variables, because Keras numbers optimizers by creation order
+    (``adam/...``, ``adam_1/...``), which differs between processes.
+    """
     out = []
     for owner, variables in models.checkpointed().items():
         for index, variable in enumerate(variables):
-            out.append((f"{owner}/{index}", f"{owner}:{variable.path}", variable))
+            path = str(variable.path)
+            if owner.startswith("opt_"):
+                path = path.split("/", 1)[-1]
+            out.append((f"{owner}/{index}", f"{owner}:{path}", variable))
     return out
 
 

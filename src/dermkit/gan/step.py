@@ -135,7 +135,7 @@ def hinge_g_loss(fake_scores: Any) -> Any:
 
 
 class GanStep:
-    """The compiled training step and loss evaluations over one :class:`GanModels`."""
+    """The compiled training step over one :class:`GanModels`, and its parts for tests."""
 
     def __init__(self, models: GanModels, config: GanConfig) -> None:
         import tensorflow as tf
@@ -143,6 +143,8 @@ class GanStep:
         self.models = models
         self.config = config
         self._step = tf.function(self._train_step, reduce_retracing=True)
+        self._d_update = tf.function(self._discriminator_update, reduce_retracing=True)
+        self._g_update = tf.function(self._generator_update, reduce_retracing=True)
 
     # ------------------------------------------------------------------ pieces
     def _augment(self, images: Any, seed: Any) -> Any:
@@ -150,15 +152,52 @@ class GanStep:
 
         return diff_augment(images, self.config.augment, seed)
 
-    def _scores(self, real: Any, fake: Any, labels: Any, seed: Any, training: bool) -> Any:
+    def _d_loss(self, real: Any, labels: Any, z_d: Any, seed_d: Any) -> tuple[Any, Any, Any]:
         import tensorflow as tf
 
-        both = self._augment(tf.concat([real, fake], axis=0), seed)
-        scores = self.models.discriminator(
-            [both, tf.concat([labels, labels], 0)], training=training
-        )
+        m = self.models
+        fake = tf.stop_gradient(m.generator([z_d, labels], training=True))
+        both = self._augment(tf.concat([real, fake], axis=0), seed_d)
+        scores = m.discriminator([both, tf.concat([labels, labels], 0)], training=True)
         count = tf.shape(real)[0]
-        return scores[:count], scores[count:]
+        real_scores, fake_scores = scores[:count], scores[count:]
+        return hinge_d_loss(real_scores, fake_scores), real_scores, fake_scores
+
+    def _g_loss(self, labels: Any, z_g: Any, seed_g: Any) -> Any:
+        m = self.models
+        fake = m.generator([z_g, labels], training=True)
+        scores = m.discriminator([self._augment(fake, seed_g), labels], training=False)
+        return hinge_g_loss(scores)
+
+    def _discriminator_update(
+        self, real: Any, labels: Any, z_d: Any, seed_d: Any
+    ) -> tuple[Any, Any, Any]:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            d_loss, real_scores, fake_scores = self._d_loss(real, labels, z_d, seed_d)
+        variables = self.models.discriminator.trainable_variables
+        gradients = tape.gradient(d_loss, variables)
+        self.models.opt_d.apply_gradients(zip(gradients, variables, strict=True))
+        return d_loss, real_scores, fake_scores
+
+    def _generator_update(self, labels: Any, z_g: Any, seed_g: Any) -> Any:
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            g_loss = self._g_loss(labels, z_g, seed_g)
+        variables = self.models.generator.trainable_variables
+        gradients = tape.gradient(g_loss, variables)
+        self.models.opt_g.apply_gradients(zip(gradients, variables, strict=True))
+        return g_loss
+
+    def _update_average(self, ema_decay: Any) -> None:
+        m = self.models
+        for average, live in zip(m.ema_generator.weights, m.generator.weights, strict=True):
+            if live.trainable:
+                average.assign(ema_decay * average + (1.0 - ema_decay) * live)
+            else:  # BatchNorm statistics and power-iteration vectors are copied
+                average.assign(live)
 
     def _train_step(
         self,
@@ -172,26 +211,9 @@ class GanStep:
     ) -> dict[str, Any]:
         import tensorflow as tf
 
-        m = self.models
-        fake = m.generator([z_d, labels], training=True)
-        with tf.GradientTape() as tape:
-            real_scores, fake_scores = self._scores(real, fake, labels, seed_d, training=True)
-            d_loss = hinge_d_loss(real_scores, fake_scores)
-        variables = m.discriminator.trainable_variables
-        m.opt_d.apply_gradients(zip(tape.gradient(d_loss, variables), variables, strict=True))
-
-        with tf.GradientTape() as tape:
-            fake = m.generator([z_g, labels], training=True)
-            g_scores = m.discriminator([self._augment(fake, seed_g), labels], training=False)
-            g_loss = hinge_g_loss(g_scores)
-        variables = m.generator.trainable_variables
-        m.opt_g.apply_gradients(zip(tape.gradient(g_loss, variables), variables, strict=True))
-
-        for average, live in zip(m.ema_generator.weights, m.generator.weights, strict=True):
-            if live.trainable:
-                average.assign(ema_decay * average + (1.0 - ema_decay) * live)
-            else:
-                average.assign(live)
+        d_loss, real_scores, fake_scores = self._discriminator_update(real, labels, z_d, seed_d)
+        g_loss = self._generator_update(labels, z_g, seed_g)
+        self._update_average(ema_decay)
         return {
             "d_loss": d_loss,
             "g_loss": g_loss,
@@ -215,28 +237,53 @@ class GanStep:
         )
         return {key: float(value) for key, value in result.items()}
 
-    def losses(self, inputs: StepInputs) -> dict[str, float]:
-        """The step's losses without changing any weight (for tests and diagnostics).
+    def update_discriminator(self, inputs: StepInputs) -> float:
+        """Only the discriminator half of a step; returns its loss before the update."""
+        import tensorflow as tf
 
-        Uses inference mode throughout, so no BatchNorm statistic or power-iteration
-        vector moves either.
-        """
+        loss, _, _ = self._d_update(
+            tf.constant(inputs.real),
+            tf.constant(inputs.labels),
+            tf.constant(inputs.z_d),
+            tf.constant(inputs.seed_d),
+        )
+        return float(loss)
+
+    def update_generator(self, inputs: StepInputs) -> float:
+        """Only the generator half of a step; returns its loss before the update."""
+        import tensorflow as tf
+
+        loss = self._g_update(
+            tf.constant(inputs.labels), tf.constant(inputs.z_g), tf.constant(inputs.seed_g)
+        )
+        return float(loss)
+
+    def losses(self, inputs: StepInputs) -> dict[str, float]:
+        """The losses a step would see now, computed exactly as the step does, without
+        changing anything: BatchNorm statistics and power-iteration vectors that the
+        training-mode passes move are put back afterwards."""
         import tensorflow as tf
 
         m = self.models
-        labels = tf.constant(inputs.labels)
-        fake = m.generator([tf.constant(inputs.z_d), labels], training=False)
-        real_scores, fake_scores = self._scores(
-            tf.constant(inputs.real), fake, labels, tf.constant(inputs.seed_d), training=False
-        )
-        fake_g = m.generator([tf.constant(inputs.z_g), labels], training=False)
-        g_scores = m.discriminator(
-            [self._augment(fake_g, tf.constant(inputs.seed_g)), labels], training=False
-        )
-        return {
-            "d_loss": float(hinge_d_loss(real_scores, fake_scores)),
-            "g_loss": float(hinge_g_loss(g_scores)),
-        }
+        state = [
+            variable
+            for model in (m.generator, m.discriminator)
+            for variable in model.non_trainable_weights
+        ]
+        kept = [variable.numpy() for variable in state]
+        try:
+            labels = tf.constant(inputs.labels)
+            d_loss, _, _ = self._d_loss(
+                tf.constant(inputs.real),
+                labels,
+                tf.constant(inputs.z_d),
+                tf.constant(inputs.seed_d),
+            )
+            g_loss = self._g_loss(labels, tf.constant(inputs.z_g), tf.constant(inputs.seed_g))
+        finally:
+            for variable, value in zip(state, kept, strict=True):
+                variable.assign(value)
+        return {"d_loss": float(d_loss), "g_loss": float(g_loss)}
 
 
 def standing_statistics(
@@ -245,14 +292,14 @@ def standing_statistics(
     z_dim: int,
     *,
     seed: int,
-    batches: int = 16,
+    batches: int = 4,
     batch_size: int = 64,
 ) -> None:
     """Recompute the BatchNorm statistics of ``generator`` from its own outputs (in place).
 
     The averaged generator's weights never produced the batches its copied moving
     statistics came from, so they are recomputed as BigGAN does ("standing
-    statistics"): run ``batches`` batches of random latents and labels (drawn with the
+    statistics"): run ``batches`` batches (256 images by default) of random latents and labels (drawn with the
     training class frequencies) in training mode and keep the exact average of their
     batch statistics. The spectral-norm vectors are put back afterwards, so only the
     statistics change. Runs eagerly, because the averaging weight changes per batch.

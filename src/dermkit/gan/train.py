@@ -193,7 +193,6 @@ class GanTrainer:
             self.class_probabilities,
             self.config.z_dim,
             seed=self.config.seed,
-            batch_size=min(64, max(8, 2 * self.config.batch_size)),
         )
 
     def _save_grid(self, models: GanModels, step: int, preview: Any) -> None:
