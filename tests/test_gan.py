@@ -70,7 +70,6 @@ def test_config_round_trips_and_derives_widths() -> None:
         ({"image_size": 48}, "image_size"),
         ({"image_size": 8}, "image_size"),
         ({"augment": "color,rotate"}, "augment"),
-        ({"classes": ()}, "classes"),
         ({"classes": ("df", "df")}, "classes"),
         ({"ema_decay": 1.0}, "ema_decay"),
         ({"steps": 0}, "steps"),

@@ -155,17 +155,16 @@ def _say(text: str) -> None:
 # ----------------------------------------------------------------------------- train
 
 
-def _config_from_args(args: argparse.Namespace, classes: tuple[str, ...]) -> Any:
+def _config_from_args(args: argparse.Namespace) -> Any:
     from dermkit.gan.config import GanConfig
 
     return GanConfig(
         image_size=args.image_size,
-        classes=classes,
+        classes=tuple(args.classes or ()),
         z_dim=args.z_dim,
         g_width=args.g_width,
         d_width=args.d_width,
         batch_size=args.batch_size,
-        steps=args.steps if args.steps is not None else 10_000,
         lr_g=args.lr_g,
         lr_d=args.lr_d,
         ema_decay=args.ema_decay,
@@ -181,98 +180,27 @@ def _config_from_args(args: argparse.Namespace, classes: tuple[str, ...]) -> Any
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import attrs
+    from dermkit.gan.api import train_gan
 
-    from dermkit import atomic
-    from dermkit.data.images import ImageSettings
-    from dermkit.data.open import open_dataset
-    from dermkit.data.splits import (
-        GroupedStratifiedSplit,
-        read_split_manifest,
-        write_split_manifest,
+    result = train_gan(
+        args.data,
+        args.out,
+        _config_from_args(args),  # ignored when resuming: gan.json has the options
+        format=args.format,
+        val=args.val,
+        test=args.test,
+        cache_dir=args.cache_dir,
+        strict=args.strict,
+        features=args.features,
+        classifier=args.classifier,
+        resume=args.resume,
+        steps=args.steps,
+        quiet=args.quiet,
+        say=_say,
     )
-    from dermkit.gan.data import prepare, split_options
-    from dermkit.gan.run import SPLIT_FILE, STATE, GanRun, write_training_images
-
-    out = Path(args.out)
-    started = (out / STATE).exists()
-    if started and not args.resume:
-        raise ConfigError(
-            "this folder already holds a GAN run",
-            where=str(out),
-            hint="pass --resume to continue it, or choose another --out folder",
-        )
-    resuming = args.resume and (out / "gan.json").exists()
-    if resuming:
-        run = GanRun.open(out)
-        config = run.config
-        if args.steps is not None:
-            config = attrs.evolve(config, steps=args.steps)
-        dataset = open_dataset(run.data["path"], format=run.data.get("format", "auto"))
-        loaded = dataset.load(strict=args.strict)
-        split = read_split_manifest(out / SPLIT_FILE, loaded.classes)
-        _say(f"dermkit: resuming {out} (options from gan.json; --steps {config.steps})")
-    else:
-        dataset = open_dataset(args.data, format=args.format)
-        loaded = dataset.load(strict=args.strict)
-        classes = tuple(args.classes) if args.classes else loaded.classes.names
-        config = _config_from_args(args, classes)
-        split = GroupedStratifiedSplit(val=args.val, test=args.test, seed=args.seed).split(
-            loaded.records, loaded.classes
-        )
-        run = GanRun(
-            folder=out,
-            config=config,
-            data={"path": str(Path(args.data).resolve()), "format": args.format},
-            split=split_options(args.val, args.test, args.seed),
-            image=ImageSettings(size=config.image_size).to_config(),
-        )
-    data = prepare(loaded, split, config.classes, config.image_size, args.cache_dir)
-    if resuming:
-        known = {image.path for image in run.training_images()}
-        if known != {image.path for image in data.training}:
-            raise ConfigError(
-                "the dataset no longer gives the training images this GAN started with",
-                where=str(out),
-                hint="resume with the same data, or start a new run in another folder",
-            )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        run.write()
-        write_split_manifest(split, loaded.classes, out / SPLIT_FILE)
-        write_training_images(out, data.training)
-        atomic.write_json(
-            out / "problems.json",
-            {
-                "source": loaded.source,
-                "found": loaded.found,
-                "used": len(loaded.records),
-                "skipped": [p.to_json() for p in loaded.problems],
-            },
-        )
-    counts = ", ".join(
-        f"{name} {int((data.labels == i).sum())}" for i, name in enumerate(config.classes)
-    )
-    _say(f"dermkit: GAN training images (training part only): {counts}")
-    extractor = None
-    if config.kid_every:
-        from dermkit.gan.quality import resolve_extractor
-
-        extractor, described = resolve_extractor(args.features, args.classifier)
-        _say(f"dermkit: KID features: {described}")
-    return _fit(config, data, out, extractor, args)
-
-
-def _fit(config: Any, data: Any, out: Path, extractor: Any, args: argparse.Namespace) -> int:
-    from dermkit.gan.train import GanTrainer
-
-    trainer = GanTrainer(
-        config, data.images, data.labels, out, extractor=extractor, quiet=args.quiet
-    )
-    result = trainer.fit(resume=args.resume)
     _say(
-        f"dermkit: {result.steps_done}/{config.steps} steps, "
-        f"{result.steps_per_second:.2f} steps/s this session; generator: {out / 'generator.keras'}"
+        f"dermkit: {result.steps_done} steps done, {result.steps_per_second:.2f} steps/s this "
+        f"session; generator: {Path(args.out) / 'generator.keras'}"
     )
     return 130 if result.interrupted else 0
 

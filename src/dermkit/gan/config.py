@@ -73,8 +73,6 @@ def _to_names(value: Sequence[str]) -> tuple[str, ...]:
 
 
 def _class_names(_: object, __: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
-    if not value:
-        raise ConfigError("a GAN needs at least one class", where="gan option classes")
     if len(set(value)) != len(value):
         raise ConfigError(f"a class is named twice in {list(value)}", where="gan option classes")
 
@@ -102,7 +100,8 @@ class GanConfig:
     """Architecture and training options of a class-conditional GAN.
 
     ``classes`` are the names the generator is conditioned on, in label order (label
-    ``i`` of the generator is ``classes[i]``, whatever number the dataset gives it).
+    ``i`` of the generator is ``classes[i]``, whatever number the dataset gives it);
+    empty means every class of the dataset, fixed when training starts.
     ``g_width``/``d_width`` are the channel counts at the highest resolution; they double
     at every halving of the resolution, up to eight times. ``augment`` is the
     DiffAugment policy applied to real *and* generated images before the discriminator;
@@ -114,9 +113,7 @@ class GanConfig:
     """
 
     image_size: int = attrs.field(default=64, validator=_image_size)
-    classes: tuple[str, ...] = attrs.field(
-        default=("df", "vasc", "akiec"), converter=_to_names, validator=_class_names
-    )
+    classes: tuple[str, ...] = attrs.field(default=(), converter=_to_names, validator=_class_names)
     z_dim: int = attrs.field(default=128, validator=_positive_int)
     g_width: int = attrs.field(default=16, validator=_positive_int)
     d_width: int = attrs.field(default=16, validator=_positive_int)

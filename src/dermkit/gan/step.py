@@ -299,10 +299,11 @@ def standing_statistics(
 
     The averaged generator's weights never produced the batches its copied moving
     statistics came from, so they are recomputed as BigGAN does ("standing
-    statistics"): run ``batches`` batches (256 images by default) of random latents and labels (drawn with the
-    training class frequencies) in training mode and keep the exact average of their
-    batch statistics. The spectral-norm vectors are put back afterwards, so only the
-    statistics change. Runs eagerly, because the averaging weight changes per batch.
+    statistics"): run ``batches`` batches (256 images by default) of random latents
+    and labels (drawn with the training class frequencies) in training mode and keep
+    the exact average of their batch statistics. The spectral-norm vectors are put
+    back afterwards, so only the statistics change. Runs eagerly, because the
+    averaging weight changes per batch.
     """
     from dermkit.gan.layers import ConditionalBatchNorm
 

@@ -141,6 +141,8 @@ class GanTrainer:
         quiet: bool = False,
         stream: TextIO | None = None,
     ) -> None:
+        if not config.classes:
+            raise ConfigError("the GAN has no classes to generate", where="gan option classes")
         if images.ndim != 4 or images.shape[1:] != (config.image_size, config.image_size, 3):
             raise ConfigError(
                 f"images have shape {images.shape[1:]}, the GAN is for "
