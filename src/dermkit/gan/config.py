@@ -103,7 +103,9 @@ class GanConfig:
     ``i`` of the generator is ``classes[i]``, whatever number the dataset gives it);
     empty means every class of the dataset, fixed when training starts.
     ``g_width``/``d_width`` are the channel counts at the highest resolution; they double
-    at every halving of the resolution, up to eight times. ``augment`` is the
+    at every halving of the resolution, up to eight times. The defaults (8, 8, batch 16)
+    are sized for two CPU cores: about a step per second at 64×64 on a loaded machine
+    (docs/gan.md has the measurements); widen them where compute allows. ``augment`` is the
     DiffAugment policy applied to real *and* generated images before the discriminator;
     ``dihedral`` additionally flips and turns real images at random, which is
     label-preserving for dermatoscopic images (they have no canonical orientation) and
@@ -115,9 +117,9 @@ class GanConfig:
     image_size: int = attrs.field(default=64, validator=_image_size)
     classes: tuple[str, ...] = attrs.field(default=(), converter=_to_names, validator=_class_names)
     z_dim: int = attrs.field(default=128, validator=_positive_int)
-    g_width: int = attrs.field(default=16, validator=_positive_int)
-    d_width: int = attrs.field(default=16, validator=_positive_int)
-    batch_size: int = attrs.field(default=32, validator=_positive_int)
+    g_width: int = attrs.field(default=8, validator=_positive_int)
+    d_width: int = attrs.field(default=8, validator=_positive_int)
+    batch_size: int = attrs.field(default=16, validator=_positive_int)
     steps: int = attrs.field(default=10_000, validator=_positive_int)
     lr_g: float = attrs.field(default=2e-4, validator=_positive_float)
     lr_d: float = attrs.field(default=2e-4, validator=_positive_float)
