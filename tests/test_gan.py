@@ -428,7 +428,7 @@ def test_quality_needs_enough_real_images_for_a_floor() -> None:
     from dermkit.gan.quality import evaluate_quality
 
     images, _ = toy_images(count=3)
-    with pytest.raises(ConfigError, match="at least 4"):
+    with pytest.raises(ConfigError, match="at least 8"):
         evaluate_quality({"df": images}, {"df": images}, mean_colour)
 
 

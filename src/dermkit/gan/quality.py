@@ -50,6 +50,8 @@ FeatureExtractor = Callable[[np.ndarray], np.ndarray]
 """``uint8 images (n, s, s, 3) -> float features (n, d)``."""
 
 LITE0 = "efficientnet_lite0"
+MIN_REAL = 8
+"""Real images a class needs: two halves of four, so KID has subsets of two to compare."""
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -60,12 +62,16 @@ def kid(
 ) -> tuple[float, float]:
     """Kernel Inception Distance between feature sets: ``(mean, std)`` over subsets.
 
-    Each subset draws ``m = min(subset_size, len(x), len(y))`` rows of each set without
-    replacement. ``nan`` when either set has fewer than two rows.
+    Each subset draws ``m`` rows of each set without replacement, ``m`` being
+    ``subset_size`` or half the smaller set, whichever is less. The mean over subsets
+    estimates the same (unbiased) value as one estimate on all rows would; taking at
+    most half keeps the subsets different from each other, so that on the small sets
+    of rare classes the standard deviation shows the estimate's spread instead of
+    being zero. ``nan`` when either set has fewer than four rows.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    m = min(subset_size, len(x), len(y))
+    m = min(subset_size, min(len(x), len(y)) // 2)
     if m < 2:
         return math.nan, math.nan
     d = x.shape[1]
@@ -252,10 +258,10 @@ def evaluate_quality(
     """One :class:`ClassQuality` per class in ``generated``, then one for all pooled."""
     per_class: dict[str, _Features] = {}
     for name, fakes in generated.items():
-        if name not in real or len(real[name]) < 4:
+        if name not in real or len(real[name]) < MIN_REAL:
             raise ConfigError(
-                f"class {name!r} has {len(real.get(name, ()))} real images; at least 4 are "
-                "needed for a real-vs-real floor",
+                f"class {name!r} has {len(real.get(name, ()))} real images; at least "
+                f"{MIN_REAL} are needed for a real-vs-real floor",
                 where="gan evaluate",
             )
         per_class[name] = _features(real[name], fakes, extract, seed)
