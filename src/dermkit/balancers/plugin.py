@@ -5,6 +5,7 @@ from __future__ import annotations
 from dermkit.balancers.augment import Augment
 from dermkit.balancers.balanced_batches import BalancedBatches
 from dermkit.balancers.class_weights import ClassWeights
+from dermkit.balancers.gan_oversampling import GanOversampling
 from dermkit.balancers.oversample import Oversample
 from dermkit.hookspecs import Factories, hookimpl
 
@@ -16,4 +17,5 @@ def dermkit_balancers() -> Factories:
         "balanced_batches": BalancedBatches,
         "oversample": Oversample,
         "augment": Augment,
+        "gan_oversampling": GanOversampling,
     }

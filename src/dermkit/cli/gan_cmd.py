@@ -1,0 +1,275 @@
+"""``dermkit gan``: train a class-conditional GAN, sample it, measure its quality.
+
+::
+
+    dermkit gan train --data PATH --image-size 64 --steps 10000 --out gans/rare \\
+        --classes df vasc akiec                  # add --resume to continue
+    dermkit gan sample gans/rare --class df --n 500 --out synthetic/df
+    dermkit gan evaluate gans/rare               # KID/FID/C2ST per class, with floors
+
+``train`` splits by lesion exactly as ``dermkit train`` does (same ``--val``,
+``--test``, ``--seed``), records the split (``split.csv``) and trains on the training
+part of the chosen classes only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dermkit.errors import ConfigError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "gan", help="train, sample and evaluate a class-conditional GAN for rare classes"
+    )
+    commands = parser.add_subparsers(dest="gan_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: _help(parser))
+    _register_train(commands)
+    _register_sample(commands)
+    _register_evaluate(commands)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _features_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    from dermkit.gan.quality import FEATURE_CHOICES
+
+    parser.add_argument(
+        "--features",
+        default=default,
+        choices=FEATURE_CHOICES,
+        help="feature network for KID/FID: EfficientNet-Lite0 ImageNet (lite0), a classifier "
+        f"run's penultimate layer (classifier), auto (lite0, else --classifier), none "
+        f"(default {default})",
+    )
+    parser.add_argument(
+        "--classifier",
+        metavar="RUN",
+        help="a dermkit classifier run trained on the same data (its features are the fallback)",
+    )
+
+
+def _register_train(commands: Any) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a GAN on the training part of a lesion-grouped split",
+        description="Train a class-conditional GAN (SNGAN-style, hinge loss, DiffAugment, "
+        "EMA) on the training part of a lesion-grouped split. Checkpoints, sample grids, "
+        "losses and KID go into the --out folder; Ctrl-C stops cleanly.",
+    )
+    train.add_argument("--data", required=True, help="dataset folder or CSV")
+    train.add_argument(
+        "--format",
+        default="auto",
+        choices=("auto", "folder", "ham10000", "csv", "isic-gt"),
+        help="dataset layout (default: detect)",
+    )
+    train.add_argument("--out", required=True, help="generator run folder (e.g. gans/rare)")
+    train.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="classes to generate (default: all)"
+    )
+    train.add_argument("--image-size", type=int, default=64, help="16-256, a power of two")
+    train.add_argument("--steps", type=int, default=None, help="training steps (default 10000)")
+    train.add_argument("--val", type=float, default=0.15, help="validation fraction")
+    train.add_argument("--test", type=float, default=0.15, help="test fraction")
+    train.add_argument("--seed", type=int, default=0, help="split and training seed")
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--g-width", type=int, default=8, help="generator channels at full size")
+    train.add_argument("--d-width", type=int, default=8, help="discriminator channels, ditto")
+    train.add_argument("--z-dim", type=int, default=128)
+    train.add_argument("--lr-g", type=float, default=2e-4)
+    train.add_argument("--lr-d", type=float, default=2e-4)
+    train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument(
+        "--augment", default="color,translation,cutout", help="DiffAugment policy, or none"
+    )
+    train.add_argument(
+        "--no-dihedral", action="store_true", help="do not flip/turn real images at random"
+    )
+    train.add_argument("--log-every", type=int, default=50)
+    train.add_argument("--sample-every", type=int, default=500)
+    train.add_argument("--checkpoint-every", type=int, default=500)
+    train.add_argument("--kid-every", type=int, default=2000, help="0: no KID during training")
+    train.add_argument("--kid-samples", type=int, default=200, help="per class")
+    _features_arguments(train, "auto")
+    train.add_argument("--cache-dir", default=None, help="decoded-image cache ('' disables)")
+    train.add_argument("--strict", action="store_true", help="stop at the first bad input")
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.set_defaults(handler=run_train)
+
+
+def _register_sample(commands: Any) -> None:
+    sample = commands.add_parser(
+        "sample",
+        help="write generated images (PNG) and a manifest marking them synthetic",
+        description="Write N generated images of a class as PNGs, with manifest.csv naming "
+        "the generator run. Image i of a seed is always the same image.",
+    )
+    sample.add_argument("run", metavar="GAN_RUN", help="generator run folder")
+    sample.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        required=True,
+        metavar="CLASS",
+        help="class to generate (repeatable)",
+    )
+    sample.add_argument("--n", type=int, default=100, help="images per class")
+    sample.add_argument("--out", required=True, help="output folder")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(handler=run_sample)
+
+
+def _register_evaluate(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="KID, FID and a two-sample test per class, with real-vs-real floors",
+        description="Compare generated with real training images per class: KID, FID and a "
+        "classifier two-sample test, next to the real-vs-real floor and blur/noise ceilings.",
+    )
+    evaluate.add_argument("run", metavar="GAN_RUN", help="generator run folder")
+    evaluate.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="generated images per class (default: as many as real ones)",
+    )
+    evaluate.add_argument("--seed", type=int, default=1)
+    evaluate.add_argument("--cache-dir", default=None, help="decoded-image cache ('' disables)")
+    _features_arguments(evaluate, "auto")
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from dermkit.gan.config import GanConfig
+
+    return GanConfig(
+        image_size=args.image_size,
+        classes=tuple(args.classes or ()),
+        z_dim=args.z_dim,
+        g_width=args.g_width,
+        d_width=args.d_width,
+        batch_size=args.batch_size,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        ema_decay=args.ema_decay,
+        augment=args.augment,
+        dihedral=not args.no_dihedral,
+        seed=args.seed,
+        log_every=args.log_every,
+        sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every,
+        kid_every=args.kid_every,
+        kid_samples=args.kid_samples,
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dermkit.gan.api import train_gan
+
+    result = train_gan(
+        args.data,
+        args.out,
+        _config_from_args(args),  # ignored when resuming: gan.json has the options
+        format=args.format,
+        val=args.val,
+        test=args.test,
+        cache_dir=args.cache_dir,
+        strict=args.strict,
+        features=args.features,
+        classifier=args.classifier,
+        resume=args.resume,
+        steps=args.steps,
+        quiet=args.quiet,
+        say=_say,
+    )
+    _say(
+        f"dermkit: {result.steps_done} steps done, {result.steps_per_second:.2f} steps/s this "
+        f"session; generator: {Path(args.out) / 'generator.keras'}"
+    )
+    return 130 if result.interrupted else 0
+
+
+# ----------------------------------------------------------------------------- sample
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from dermkit.gan.sample import MANIFEST, open_generator, write_samples
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}", where="--n")
+    generator = open_generator(args.run)
+    for name in args.classes:
+        generator.label(name)  # refuse an unknown class before writing anything
+    for name in args.classes:
+        write_samples(generator, name, args.n, args.out, seed=args.seed)
+        _say(f"dermkit: {args.n} synthetic {name} images in {args.out}")
+    print(
+        f"{Path(args.out) / MANIFEST}: synthetic images from generator run "
+        f"{generator.run.source} (step {generator.step})"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dermkit import atomic
+    from dermkit.gan.data import load_pixels
+    from dermkit.gan.quality import evaluate_quality, quality_table, resolve_extractor
+    from dermkit.gan.sample import open_generator
+
+    generator = open_generator(args.run)
+    run = generator.run
+    extractor, described = resolve_extractor(args.features, args.classifier)
+    if extractor is None:
+        raise ConfigError(
+            f"no feature network for the quality metrics: {described}",
+            where="--features",
+            hint="set DERMKIT_WEIGHTS for EfficientNet-Lite0's ImageNet weights, or pass "
+            "--classifier RUN (a dermkit classifier run trained on the same data)",
+        )
+    images = run.training_images()
+    real: dict[str, np.ndarray] = {}
+    generated: dict[str, np.ndarray] = {}
+    for name in run.config.classes:
+        paths = [image.path for image in images if image.class_name == name]
+        real[name] = load_pixels(paths, run.config.image_size, args.cache_dir)
+        count = args.n if args.n is not None else len(paths)
+        generated[name] = generator.images(name, count, seed=args.seed)
+    rows = evaluate_quality(real, generated, extractor, seed=args.seed)
+    table = quality_table(rows, described)
+    atomic.write_json(
+        run.folder / "quality.json",
+        {
+            "features": described,
+            "generator_step": generator.step,
+            "generator_sha256": generator.sha256,
+            "seed": args.seed,
+            "classes": [row.to_json() for row in rows],
+        },
+    )
+    atomic.write_text(
+        run.folder / "quality.md",
+        f"# GAN quality: {run.name} (step {generator.step})\n\n{table}",
+    )
+    print(table, end="")
+    return 0
