@@ -31,6 +31,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dermkit.cli.evaluate_cmd",
     "dermkit.cli.predict_cmd",
     "dermkit.cli.compare_cmd",
+    "dermkit.cli.export_cmd",
+    "dermkit.cli.gan_cmd",
 )
 
 
