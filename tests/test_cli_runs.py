@@ -146,7 +146,7 @@ def test_an_unfinished_run_says_how_to_resume(
     code, _, err = run_cli(capsys, "predict", str(unfinished), str(tmp_path))
     assert code == 2
     assert err.count("\n") == 1
-    assert "no model.keras" in err and "--resume" in err
+    assert "no model.keras" in err and "dermkit resume" in err
 
 
 # --------------------------------------------------------------------------- evaluate
