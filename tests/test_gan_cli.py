@@ -27,7 +27,7 @@ from dermkit.errors import ConfigError
 
 GAN_MODULE = "dermkit.cli.gan_cmd"
 SIZE = 16
-LESIONS = {"df": 6, "vasc": 6, "nv": 14}
+LESIONS = {"df": 10, "vasc": 10, "nv": 18}
 
 
 def _rows() -> list[dict[str, str]]:
@@ -314,9 +314,9 @@ def test_balancer_count_target_and_class_choice(gan_run: Path, dataset: Path) ->
     loaded, split = _split(dataset, seed=0)
     plan = TrainingPlan(records=split.train)
     context = BalanceContext(classes=loaded.classes, batch_size=4, seed=0)
-    balanced = GanOversampling(generator=str(gan_run), target=10, classes="df").apply(plan, context)
+    balanced = GanOversampling(generator=str(gan_run), target=20, classes="df").apply(plan, context)
     counts = Counter(loaded.classes.name(r.label) for r in balanced.records)
-    assert counts["df"] == 10
+    assert counts["df"] == 20
     assert {loaded.classes.name(r.label) for r in balanced.synthetic_records} == {"df"}
     with pytest.raises(ConfigError, match="not trained on class 'nv'"):
         GanOversampling(generator=str(gan_run), classes=("nv",)).apply(plan, context)
