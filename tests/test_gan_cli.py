@@ -27,7 +27,8 @@ from dermkit.errors import ConfigError
 
 GAN_MODULE = "dermkit.cli.gan_cmd"
 SIZE = 16
-LESIONS = {"df": 10, "vasc": 10, "nv": 18}
+# Every HAM10000 class has images: training refuses a class without any.
+LESIONS = {"df": 10, "vasc": 10, "nv": 18, "akiec": 3, "bcc": 3, "bkl": 3, "mel": 3}
 
 
 def _rows() -> list[dict[str, str]]:
