@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import signal
 from pathlib import Path
 from typing import Any
@@ -422,6 +423,19 @@ def test_quality_rows_put_generated_between_floor_and_noise() -> None:
         assert row.c2st > row.c2st_floor
     table = quality_table(rows, "toy features")
     assert table.count("\n| ") == 4 and "toy features" in table
+
+
+def test_kid_over_floor_only_where_the_floor_stands_clear_of_zero() -> None:
+    from dermkit.gan.quality import ClassQuality
+
+    def row(floor: float, spread: float) -> ClassQuality:
+        nan = float("nan")
+        return ClassQuality("df", 10, 10, 0.5, 0.1, floor, spread, *[nan] * 8)
+
+    assert row(0.1, 0.01).kid_over_floor == pytest.approx(5.0)
+    assert math.isnan(row(0.1, 0.08).kid_over_floor)
+    assert math.isnan(row(-0.1, 0.01).kid_over_floor)
+    assert row(0.1, 0.08).to_json()["kid_over_floor"] is None
 
 
 def test_quality_needs_enough_real_images_for_a_floor() -> None:

@@ -188,8 +188,15 @@ class ClassQuality:
 
     @property
     def kid_over_floor(self) -> float:
-        """KID divided by the real-vs-real KID; ``nan`` when the floor is not positive."""
-        return self.kid / self.kid_floor if self.kid_floor > 0 else math.nan
+        """KID divided by the real-vs-real KID.
+
+        ``nan`` unless the floor is clearly above zero (more than twice its spread over
+        subsets): a floor that is zero within its noise makes any ratio meaningless, and
+        the unbiased estimate of a zero floor is as often negative as positive.
+        """
+        if self.kid_floor > 2.0 * self.kid_floor_std and self.kid_floor > 0:
+            return self.kid / self.kid_floor
+        return math.nan
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
