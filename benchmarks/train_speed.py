@@ -19,8 +19,9 @@ other jobs on a shared machine slow both alike. A step's time is the interval be
 two batch ends inside one ``fit`` call (the first step of each call, which carries
 the pipeline's start-up, is dropped); the median counts. Besides ``fit`` the table
 gives each arm's input stream alone (batches per second without a model) and the
-training step alone (``train_on_batch`` on one batch held in memory): a stream slower
-than the step means training is input-bound.
+training step alone (``fit`` on one batch held in memory, repeated): a stream slower
+than the step means training is input-bound. The stream alone is timed from a fresh
+iterator over ``max(2 * steps, 8)`` batches, start-up included.
 
 ``--lfn-variants`` instead compares LFN-128's trunks, all on dermkit's stream: today's
 code (``stem="full"`` with Keras' BatchNormalization), the fused BatchNormalization,
@@ -253,7 +254,12 @@ def _alternating(arms: Sequence[Arm], rounds: int) -> Iterator[Arm]:
 
 def _fit_steps(model: Any, dataset: Any, steps: int, out: list[float]) -> None:
     model.fit(
-        dataset, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[_StepTimes.make(out)]
+        dataset,
+        epochs=1,
+        steps_per_epoch=steps + 1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[_StepTimes.make(out)],
     )
 
 
@@ -268,16 +274,18 @@ def measure(arms: Sequence[Arm], steps: int, rounds: int) -> None:
     fixed = {}
     for arm in arms:  # tracing and the first batches are not what an epoch costs
         fixed[arm.name] = tf.data.Dataset.from_tensors(next(iter(arm.dataset))).repeat()
-        arm.model.fit(arm.dataset, epochs=1, steps_per_epoch=2, verbose=0)
-        arm.model.fit(fixed[arm.name], epochs=1, steps_per_epoch=2, verbose=0)
+        arm.model.fit(arm.dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+        arm.model.fit(fixed[arm.name], epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     for arm in _alternating(arms, rounds):
         _fit_steps(arm.model, arm.dataset, steps, arm.fit_steps)
+        # the stream alone: a fresh iterator (start-up included) over enough batches
+        # that a prefetch buffer filled ahead cannot flatter it
+        batches = max(2 * steps, 8)
+        start = time.perf_counter()
         iterator = iter(arm.dataset)
-        next(iterator)
-        for _ in range(steps):
-            start = time.perf_counter()
+        for _ in range(batches):
             next(iterator)
-            arm.stream_steps.append(time.perf_counter() - start)
+        arm.stream_steps.append((time.perf_counter() - start) / batches)
         _fit_steps(arm.model, fixed[arm.name], max(1, steps // 2), arm.train_steps)
 
 
@@ -375,7 +383,7 @@ def child_step_rate(steps: int, batch: int, options: dict[str, Any]) -> float:
     x = rng.uniform(0, 255, (batch, 128, 128, 3)).astype("float32")
     y = rng.integers(0, 7, batch).astype("int32")
     fixed = tf.data.Dataset.from_tensors((x, y)).repeat()
-    model.fit(fixed, epochs=1, steps_per_epoch=2, verbose=0)
+    model.fit(fixed, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     times: list[float] = []
     _fit_steps(model, fixed, steps, times)
     return rate(times, batch)
