@@ -19,8 +19,9 @@ other jobs on a shared machine slow both alike. A step's time is the interval be
 two batch ends inside one ``fit`` call (the first step of each call, which carries
 the pipeline's start-up, is dropped); the median counts. Besides ``fit`` the table
 gives each arm's input stream alone (batches per second without a model) and the
-training step alone (``train_on_batch`` on one batch held in memory): a stream slower
-than the step means training is input-bound.
+training step alone (``fit`` on one batch held in memory, repeated): a stream slower
+than the step means training is input-bound. The stream alone is timed from a fresh
+iterator over ``max(2 * steps, 8)`` batches, start-up included.
 
 ``--lfn-variants`` instead compares LFN-128's trunks, all on dermkit's stream: today's
 code (``stem="full"`` with Keras' BatchNormalization), the fused BatchNormalization,
@@ -30,11 +31,17 @@ Images: ``--images`` HAM10000 images (``--data`` or ``$DERMKIT_HAM10000``), link
 class folders in a temporary folder that is deleted afterwards; without data, or with
 ``--smoke``, synthetic images from ``dermkit.demo``. ``--smoke`` is a seconds-long run
 of LFN at 64 px that checks that the script works.
+
+``--env-ab VAR=VALUE[,VAR=VALUE]`` measures settings that must be fixed before
+TensorFlow starts (``TF_ENABLE_ONEDNN_OPTS=0``, ``TF_NUM_INTRAOP_THREADS=1``, ...): it
+runs LFN-128's training step alone (batch in memory) in child processes, alternating
+the unchanged environment (A) with the changed one (B), ``--rounds`` children each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -181,18 +188,33 @@ class _StepTimes:
         return Callback()
 
 
-def build_model(name: str, size: int, classes: int, options: dict[str, Any]) -> Any:
+def build_model(
+    name: str,
+    size: int,
+    classes: int,
+    options: dict[str, Any],
+    *,
+    jit_compile: bool | str = "auto",
+    mixed_precision: bool = False,
+) -> Any:
     import keras
 
     from dermkit.models import create_model
 
     keras.utils.set_random_seed(0)
-    model = create_model(name, classes, input_size=size, **options)
-    model.compile(
-        optimizer=keras.optimizers.Adamax(1e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    previous = keras.mixed_precision.global_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = create_model(name, classes, input_size=size, **options)
+        model.compile(
+            optimizer=keras.optimizers.Adamax(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=jit_compile,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return model
 
 
@@ -232,7 +254,12 @@ def _alternating(arms: Sequence[Arm], rounds: int) -> Iterator[Arm]:
 
 def _fit_steps(model: Any, dataset: Any, steps: int, out: list[float]) -> None:
     model.fit(
-        dataset, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[_StepTimes.make(out)]
+        dataset,
+        epochs=1,
+        steps_per_epoch=steps + 1,
+        verbose=0,
+        shuffle=False,
+        callbacks=[_StepTimes.make(out)],
     )
 
 
@@ -247,16 +274,18 @@ def measure(arms: Sequence[Arm], steps: int, rounds: int) -> None:
     fixed = {}
     for arm in arms:  # tracing and the first batches are not what an epoch costs
         fixed[arm.name] = tf.data.Dataset.from_tensors(next(iter(arm.dataset))).repeat()
-        arm.model.fit(arm.dataset, epochs=1, steps_per_epoch=2, verbose=0)
-        arm.model.fit(fixed[arm.name], epochs=1, steps_per_epoch=2, verbose=0)
+        arm.model.fit(arm.dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+        arm.model.fit(fixed[arm.name], epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
     for arm in _alternating(arms, rounds):
         _fit_steps(arm.model, arm.dataset, steps, arm.fit_steps)
+        # the stream alone: a fresh iterator (start-up included) over enough batches
+        # that a prefetch buffer filled ahead cannot flatter it
+        batches = max(2 * steps, 8)
+        start = time.perf_counter()
         iterator = iter(arm.dataset)
-        next(iterator)
-        for _ in range(steps):
-            start = time.perf_counter()
+        for _ in range(batches):
             next(iterator)
-            arm.stream_steps.append(time.perf_counter() - start)
+        arm.stream_steps.append((time.perf_counter() - start) / batches)
         _fit_steps(arm.model, fixed[arm.name], max(1, steps // 2), arm.train_steps)
 
 
@@ -344,18 +373,111 @@ def run_lfn_variants(
     print_table(f"LFN-{size} trunks, dermkit stream, batch {batch}", arms, batch, arms[0].name)
 
 
+def child_step_rate(steps: int, batch: int, options: dict[str, Any]) -> float:
+    """LFN-128's training step alone, in images/s (what an ``--env-ab`` child prints)."""
+    import numpy as np
+    import tensorflow as tf
+
+    model = build_model("lfn", 128, 7, options)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (batch, 128, 128, 3)).astype("float32")
+    y = rng.integers(0, 7, batch).astype("int32")
+    fixed = tf.data.Dataset.from_tensors((x, y)).repeat()
+    model.fit(fixed, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False)
+    times: list[float] = []
+    _fit_steps(model, fixed, steps, times)
+    return rate(times, batch)
+
+
+def env_ab(changes: str, steps: int, rounds: int, batch: int, options: list[str]) -> None:
+    """Alternate child processes with the environment unchanged (A) and changed (B)."""
+    import subprocess
+
+    extra = dict(pair.split("=", 1) for pair in changes.split(","))
+    rates: dict[str, list[float]] = {"A": [], "B": []}
+    for r in range(rounds):
+        for arm in ("A", "B") if r % 2 == 0 else ("B", "A"):
+            env = {**os.environ, **(extra if arm == "B" else {})}
+            command = [sys.executable, __file__, "--child", "--steps", str(steps)]
+            command += ["--batch-size", str(batch)]
+            for option in options:
+                command += ["--child-option", option]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            value = float(done.stdout.strip().splitlines()[-1].split()[-1])
+            rates[arm].append(value)
+            print(f"# round {r + 1} {arm}: {value:.1f} img/s", flush=True)
+    a, b = statistics.median(rates["A"]), statistics.median(rates["B"])
+    print(f"## LFN-128 step alone, batch {batch}, {' '.join(options) or 'default LFN'}")
+    print("| environment | img/s (median) | vs A |")
+    print("| --- | ---: | ---: |")
+    print(f"| A: unchanged | {a:.1f} | 1.00x |")
+    print(f"| B: {changes} | {b:.1f} | {b / a:.2f}x |")
+    print()
+
+
+def _option(pair: str) -> tuple[str, Any]:
+    key, _, value = pair.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def run_xla_mixed(
+    images: Images, size: int, batch: int, steps: int, rounds: int, cache: Path, dense: Any
+) -> None:
+    """The default LFN with Keras' choice (no XLA on CPU), with XLA, with mixed precision."""
+    dataset = dermkit_dataset(images, size, batch, cache)
+    options = {"dense": dense} if dense is not None else {}
+    classes = len(images.classes)
+    arms = [
+        Arm("default (jit_compile auto)", build_model("lfn", size, classes, options), dataset),
+        Arm(
+            "XLA (jit_compile=True)",
+            build_model("lfn", size, classes, options, jit_compile=True),
+            dataset,
+        ),
+        Arm(
+            "mixed precision float16",
+            build_model("lfn", size, classes, options, mixed_precision=True),
+            dataset,
+        ),
+    ]
+    measure(arms, steps, rounds)
+    print_table(f"LFN-{size} XLA and mixed precision, batch {batch}", arms, batch, arms[0].name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("DERMKIT_HAM10000"))
     parser.add_argument("--configs", default="lfn-128", help=f"any of {', '.join(CONFIGS)}")
     parser.add_argument("--lfn-variants", action="store_true", help="compare LFN-128 trunks")
+    parser.add_argument(
+        "--xla-mixed", action="store_true", help="LFN-128 with and without XLA / mixed precision"
+    )
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--smoke", action="store_true", help="a seconds-long check at 64 px")
+    parser.add_argument("--env-ab", metavar="VAR=VALUE[,...]", help="environment A/B (see above)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="(--env-ab) LFN option, e.g. stem=resnet",
+    )
     args = parser.parse_args(argv)
+    options = dict(_option(o) for o in args.child_option)
+    if args.child:
+        print(f"RATE {child_step_rate(args.steps, args.batch_size, options):.3f}")
+        return 0
     print_machine()
+    if args.env_ab:
+        env_ab(args.env_ab, args.steps, args.rounds, args.batch_size, args.child_option)
+        return 0
     dense = None
     if args.smoke:
         CONFIGS["lfn-64"] = ("lfn", 64, {})
@@ -379,7 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.lfn_variants or args.smoke:
             run_lfn_variants(images, size, args.batch_size, args.steps, args.rounds, cache, dense)
-        if not args.lfn_variants or args.smoke:
+        if args.xla_mixed:
+            run_xla_mixed(images, size, args.batch_size, args.steps, args.rounds, cache, dense)
+        if not (args.lfn_variants or args.xla_mixed) or args.smoke:
             for key in configs:
                 run_config(images, key, args.batch_size, args.steps, args.rounds, cache, dense)
     finally:

@@ -214,3 +214,47 @@ def test_fit_compiles_with_the_xla_choice(
     )
     assert result.epochs_done == 2
     assert seen == [expected, not expected]
+
+
+# --------------------------------------------------------------------------- benchmarks
+
+
+def _benchmark(name: str) -> Any:
+    import importlib.util
+    import sys
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # predict_speed imports train_speed by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_train_speed_smoke_prints_the_machine_and_both_tables(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DERMKIT_HAM10000", raising=False)
+    assert _benchmark("train_speed").main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# CPU: ") and "# instruction sets: " in out
+    assert "## LFN-64 trunks" in out and "## lfn-64, batch 4" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "x |" in line]
+    assert len(rows) == 5 + 2  # five trunks, then keras and dermkit
+    assert "| keras | " in out and "| dermkit | " in out
+
+
+@pytest.mark.slow
+def test_predict_speed_smoke_compares_keras_dermkit_and_tflite(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DERMKIT_HAM10000", raising=False)
+    _benchmark("train_speed")
+    assert _benchmark("predict_speed").main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# CPU: ")
+    for arm in ("keras predict", "dermkit predict", "tflite", "tflite float16", "tflite int8"):
+        assert f"| {arm} | " in out
+    assert "| tflite | " in out and "100.0%" in out
