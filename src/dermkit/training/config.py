@@ -41,7 +41,7 @@ class Training:
     mixed_precision: bool = False
     jit_compile: bool | Literal["auto"] = attrs.field(default="auto")
     """XLA compilation of the training step: ``"auto"`` is Keras' rule (on where a GPU
-    is present, off on CPU-only machines, where docs/performance.md measured no gain),
+    is present, off on CPU-only machines, where docs/performance.md found no clear gain),
     ``True``/``False`` force it."""
     weight_decay: float = attrs.field(default=1e-4, validator=attrs.validators.ge(0.0))
     """Only used by ``adamw``."""
