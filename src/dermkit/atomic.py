@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from dermkit.errors import ConfigError, DermkitError
+
 TEMP_MARKER = ".dermkit-tmp-"
 """Part of every temporary file's name, so leftovers of a killed process can be found."""
 
@@ -66,6 +68,21 @@ def write_text(target: str | Path, text: str) -> None:
 
 def write_json(target: str | Path, data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_state(path: Path, *, hint: str, error: type[DermkitError] = ConfigError) -> Any:
+    """A JSON state file written by :func:`write_json`, or ``None`` when there is none.
+
+    An unreadable one is ``error`` naming the file, with ``hint`` saying what to do.
+    """
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as problem:
+        raise error(
+            f"cannot read the training state: {problem}", where=str(path), hint=hint
+        ) from None
 
 
 def write_with(

@@ -76,6 +76,18 @@ def _read_exactly(handle: io.RawIOBase, view: memoryview) -> bool:
     return True
 
 
+def source_identity(path: str | Path, *, content_hash: bool = False) -> bytes:
+    """What identifies a source file for a cache: absolute path, size and modification
+    time in nanoseconds, or (``content_hash``) a hash of its bytes. Editing the file
+    changes it, so a cache keyed by it never serves a stale entry."""
+    if content_hash:
+        with open(path, "rb") as handle:
+            return hashlib.blake2b(handle.read(), digest_size=20).digest()
+    absolute = os.path.abspath(path)
+    stat = os.stat(absolute)
+    return f"{absolute}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape")
+
+
 class ImageCache:
     """Decoded images on disk, keyed by source-file identity and :class:`ImageSettings`.
 
@@ -96,12 +108,7 @@ class ImageCache:
     # ----------------------------------------------------------------- keys
 
     def _identity(self, path: str | Path) -> bytes:
-        if self.content_hash:
-            with open(path, "rb") as handle:
-                return hashlib.blake2b(handle.read(), digest_size=20).digest()
-        absolute = os.path.abspath(path)
-        stat = os.stat(absolute)
-        return f"{absolute}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape")
+        return source_identity(path, content_hash=self.content_hash)
 
     def entry_path(self, path: str | Path, settings: ImageSettings) -> Path:
         """Where the cached array for ``path`` under ``settings`` lives (may not exist).

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dermkit.data.cache import default_cache_root
+from dermkit.data.cache import default_cache_root, source_identity
 from dermkit.features.views import apply_view, check_views
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,10 +84,7 @@ def prefix_key(prefix: Any, layer: str, settings: ImageSettings) -> str:
 
 
 def _identity(path: str | Path) -> str:
-    absolute = os.path.abspath(path)
-    stat = os.stat(absolute)
-    raw = f"{absolute}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape")
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return hashlib.blake2b(source_identity(path), digest_size=16).hexdigest()
 
 
 class FeatureCache:
@@ -107,7 +104,9 @@ class FeatureCache:
         return f"FeatureCache(root={str(self.root)!r}, persist={self.persist})"
 
     def entry(self, key: str, view: int, path: str | Path) -> str:
-        digest = _identity(path)
+        return self._entry(key, view, _identity(path))
+
+    def _entry(self, key: str, view: int, digest: str) -> str:
         return os.path.join(self.root, key, f"v{view}", digest[:2], digest + ".npy")
 
     def _load(self, entry: str, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -160,8 +159,9 @@ class FeatureCache:
         entries: list[list[str]] = []
         for index, path in enumerate(paths):
             row: list[str] = []
+            digest = _identity(path)  # one stat per image, not one per view
             for view in range(views):
-                entry = self.entry(key, view, path)
+                entry = self._entry(key, view, digest)
                 row.append(entry)
                 cached = self._load(entry, shape)
                 if cached is None:

@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import threading
@@ -97,17 +96,11 @@ class StopRequest:
 
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / STATE
-    if not path.exists():
-        return None
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(
-            f"cannot read the training state: {error}",
-            where=str(path),
-            hint="delete checkpoints/ and state.json to start the GAN over",
-        ) from None
+    state: dict[str, Any] | None = atomic.read_state(
+        run_dir / STATE,
+        hint="delete checkpoints/ and state.json to start the GAN over",
+        error=DataError,
+    )
     return state
 
 

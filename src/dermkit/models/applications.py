@@ -100,10 +100,12 @@ def backbone_layer_names(model: keras.Model) -> list[str]:
     return names
 
 
-class _BackboneFactory:
-    """What ResNet50 and InceptionV3 share: build from their options, find the frozen prefix.
+class BackboneFactory:
+    """What every backbone factory with the study's options shares: build from the
+    options, find the frozen prefix.
 
-    The two differ only in their registry name, default input size and default head.
+    ResNet50 and InceptionV3 differ only in their registry name, default input size and
+    default head; another family (EfficientNet-Lite) overrides :meth:`network_builder`.
     """
 
     name: ClassVar[str]
@@ -114,8 +116,12 @@ class _BackboneFactory:
     dense: tuple[int, ...]
     dropout: float
 
+    def network_builder(self) -> Callable[..., keras.Model]:
+        """The function that builds the network from the name and the options."""
+        return _build
+
     def build(self, num_classes: int, input_size: int | None = None) -> keras.Model:
-        return _build(
+        return self.network_builder()(
             self.name,
             weights=self.weights,
             trainable_layers=self.trainable_layers,
@@ -131,7 +137,7 @@ class _BackboneFactory:
 
 
 @attrs.frozen(slots=True)
-class ResNet50(_BackboneFactory):
+class ResNet50(BackboneFactory):
     """ResNet50 (He et al. 2015) on ImageNet weights, with caffe-style preprocessing inside.
 
     ``trainable_layers`` = N trains the last N backbone layers and freezes the rest
@@ -153,7 +159,7 @@ class ResNet50(_BackboneFactory):
 
 
 @attrs.frozen(slots=True)
-class InceptionV3(_BackboneFactory):
+class InceptionV3(BackboneFactory):
     """InceptionV3 ("GoogLeNet" in the study) on ImageNet weights, input scaled to [-1, 1] inside.
 
     Options as for :class:`ResNet50`; the defaults are the study's head

@@ -26,13 +26,15 @@ outputs would fail with symmetric padding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from dermkit.errors import ConfigError
 from dermkit.models import lite_weights, options
-from dermkit.models.freezing import freeze_all_but_last, frozen_prefix_end
+from dermkit.models.applications import BackboneFactory
+from dermkit.models.freezing import freeze_all_but_last
 from dermkit.models.heads import INPUT_NAME, build_head
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -304,31 +306,11 @@ def imagenet_classifier(
     return model
 
 
-class _LiteFactory:
+class _LiteFactory(BackboneFactory):
     """What the five factories share; they differ in name, input size and dropout."""
 
-    name: ClassVar[str]
-    default_input_size: ClassVar[int]
-    weights: str | None
-    trainable_layers: int
-    pooling: options.Pooling
-    dense: tuple[int, ...]
-    dropout: float
-
-    def build(self, num_classes: int, input_size: int | None = None) -> keras.Model:
-        return build_lite(
-            self.name,
-            weights=self.weights,
-            trainable_layers=self.trainable_layers,
-            pooling=self.pooling,
-            dense=self.dense,
-            dropout=self.dropout,
-            num_classes=num_classes,
-            input_size=self.default_input_size if input_size is None else input_size,
-        )
-
-    def frozen_prefix_end(self, model: keras.Model) -> str | None:
-        return frozen_prefix_end(model)
+    def network_builder(self) -> Callable[..., keras.Model]:
+        return build_lite
 
 
 @attrs.frozen(slots=True)

@@ -11,7 +11,6 @@ same per-epoch data order (see :mod:`.stream`).
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -24,7 +23,6 @@ import numpy as np
 
 from dermkit import atomic
 from dermkit.core import Record, TrainingPlan
-from dermkit.errors import ConfigError
 from dermkit.evaluation.metrics import balanced_accuracy
 from dermkit.training.config import Training
 from dermkit.training.epochs import STATE_FORMAT, best_epoch_from_state, improved
@@ -110,17 +108,10 @@ def progress_verbosity(requested: int) -> int:
 
 
 def read_state(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / STATE
-    if not path.exists():
-        return None
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConfigError(
-            f"cannot read the training state: {error}",
-            where=str(path),
-            hint="delete the run folder's checkpoints/ and state.json to start over",
-        ) from None
+    state: dict[str, Any] | None = atomic.read_state(
+        run_dir / STATE,
+        hint="delete the run folder's checkpoints/ and state.json to start over",
+    )
     return state
 
 
