@@ -102,3 +102,22 @@ def test_cached_training_resumes_exactly(tiny_data: Path, tmp_path: Path) -> Non
     b = json.loads((tmp_path / "stopped" / "history.json").read_text())
     np.testing.assert_allclose(b["loss"], a["loss"], rtol=1e-5)
     np.testing.assert_allclose(b["val_loss"], a["val_loss"], rtol=1e-5)
+
+
+def test_feature_cache_on_without_a_frozen_prefix_stops_before_the_run_folder(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import attrs
+
+    from dermkit.models.lfn import LFN
+    from dermkit.training.config import Training
+
+    experiment = attrs.evolve(
+        _experiment(tiny_data, ""),
+        model=LFN(dense=(8,)),
+        training=Training(epochs=1, batch_size=8, verbose=0, feature_cache="on"),
+        image_size=64,
+    )
+    with pytest.raises(ConfigError, match="nothing in the model is frozen"):
+        experiment.run(tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -406,6 +406,7 @@ class Experiment:
             if not resuming:
                 model = self.model.build(len(classes), self.input_size)
                 check_model_reloads(model, model_name=plugins_name(self.model))
+                self._check_feature_cache(model, plan)
 
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic.write_json(existing, self.to_config())
@@ -433,6 +434,15 @@ class Experiment:
             _restore_precision(policy)
         metrics = self.evaluate_run(run_dir, split, classes, loader, loaded, plan, result.history)
         return RunResult(run_dir=run_dir, history=result.history, metrics=metrics)
+
+    def _check_feature_cache(self, model: Any, plan: TrainingPlan) -> None:
+        """Refuse a feature-cache setting the model cannot honour before the run folder
+        is written (the trainer makes the same decision again when it fits)."""
+        from dermkit.features.training import choose
+
+        prefix_end = getattr(self.model, "frozen_prefix_end", None)
+        cut = prefix_end(model) if prefix_end is not None else None
+        choose(self.training.feature_cache, self.training.cache_views, plan, cut, model.name)
 
     def _write_inputs(
         self,
