@@ -7,6 +7,8 @@ never tuned on. Arms:
 
 - ``lite0-imagenet`` (and ``lite2-imagenet``): ImageNet weights, the last ``--trainable``
   backbone layers trained on cached activations with all eight flips/turns;
+- ``lite0-imagenet-ft``: the same, then a fine-tuning stage (``--fine-tune`` layers,
+  a tenth of the learning rate, on pixels) from its best model, within the same budget;
 - ``lite0-random``: the same network and recipe from random weights, trained end to end
   on pixels (nothing to freeze);
 - ``lfn128``: the study's LFN at 128 px from scratch, class weights and augmentation.
@@ -29,10 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe_machine
 
-ARMS = ("lite0-imagenet", "lite2-imagenet", "lite0-random", "lfn128")
+ARMS = ("lite0-imagenet", "lite0-imagenet-ft", "lite2-imagenet", "lite0-random", "lfn128")
 
 
 def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
@@ -54,21 +58,30 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
             image_size=128,
         )
     name = "efficientnet_lite2" if arm.startswith("lite2") else "efficientnet_lite0"
-    weights = "imagenet" if arm.endswith("imagenet") else None
+    weights = "imagenet" if "imagenet" in arm else None
     trainable = args.trainable if weights else -1
+    training = Training(
+        optimizer="adam",
+        learning_rate=args.lr,
+        schedule="plateau",
+        early_stopping=6,
+        feature_cache="auto",
+        cache_views=args.views,
+        **common,
+    )
+    augment = Augment(recipes=("flip", "rotate90"))
+    if arm.endswith("-ft"):
+        # first stage on the cache (zoom and colour left out), then every augmentation on pixels
+        augment = Augment()
+        training = attrs.evolve(
+            training, epochs=args.first_stage_epochs, feature_cache="on"
+        ).then_fine_tune(args.fine_tune, epochs=args.fine_tune_epochs, learning_rate=args.lr / 10)
     return Experiment(
         data=HAM10000(args.data),
         split=split,
         model=model_factory(name, weights=weights, trainable_layers=trainable),
-        balancer=[ClassWeights(), Augment(recipes=("flip", "rotate90"))],
-        training=Training(
-            optimizer="adam",
-            learning_rate=args.lr,
-            schedule="plateau",
-            early_stopping=6,
-            feature_cache="auto",
-            **common,
-        ),
+        balancer=[ClassWeights(), augment],
+        training=training,
     )
 
 
@@ -142,6 +155,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--trainable", type=int, default=20, help="Lite backbone layers trained")
+    parser.add_argument("--fine-tune", type=int, default=38, help="layers the -ft stage trains")
+    parser.add_argument("--fine-tune-epochs", type=int, default=3)
+    parser.add_argument("--first-stage-epochs", type=int, default=15, help="of the -ft arm")
+    parser.add_argument("--views", type=int, default=8, help="dihedral views cached per image")
     parser.add_argument("--resnet-speed", action="store_true")
     parser.add_argument("--speed-epochs", type=int, default=3)
     parser.add_argument("--speed-limit", type=int, default=None, help="images for the speed run")

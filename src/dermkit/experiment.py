@@ -407,6 +407,7 @@ class Experiment:
                 model = self.model.build(len(classes), self.input_size)
                 check_model_reloads(model, model_name=plugins_name(self.model))
                 self._check_feature_cache(model, plan)
+                self._check_stages(model, plan)
 
             run_dir.mkdir(parents=True, exist_ok=True)
             atomic.write_json(existing, self.to_config())
@@ -429,6 +430,7 @@ class Experiment:
                 run_dir,
                 resume=resume,
                 frozen_prefix_end=getattr(self.model, "frozen_prefix_end", None),
+                set_trainable_layers=getattr(self.model, "set_trainable_layers", None),
             )
         finally:
             _restore_precision(policy)
@@ -443,6 +445,36 @@ class Experiment:
         prefix_end = getattr(self.model, "frozen_prefix_end", None)
         cut = prefix_end(model) if prefix_end is not None else None
         choose(self.training.feature_cache, self.training.cache_views, plan, cut, model.name)
+
+    def _check_stages(self, model: Any, plan: TrainingPlan) -> None:
+        """Refuse later training stages the model cannot honour, before the run folder
+        is written: a re-freezing asked of a model whose factory cannot re-freeze, too
+        many trainable layers, or ``feature_cache="on"`` with nothing left frozen."""
+        from dermkit.features.training import choose
+
+        stages = self.training.stages
+        if not stages:
+            return
+        setter = getattr(self.model, "set_trainable_layers", None)
+        prefix_end = getattr(self.model, "frozen_prefix_end", None)
+        flags = [(layer, layer.trainable) for layer in model.layers]
+        try:
+            for number, stage in enumerate(stages, start=2):
+                if stage.trainable_layers is not None:
+                    if setter is None:
+                        raise ConfigError(
+                            f"training stage {number} sets trainable_layers, but model "
+                            f"{plugins_name(self.model)} cannot be re-frozen",
+                            where="training options: stages",
+                            hint="leave trainable_layers out of the stage, or use a backbone "
+                            "model (resnet50, inception_v3, efficientnet_lite*)",
+                        )
+                    setter(model, stage.trainable_layers)
+                cut = prefix_end(model) if prefix_end is not None else None
+                choose(stage.feature_cache, self.training.cache_views, plan, cut, model.name)
+        finally:
+            for layer, flag in flags:
+                layer.trainable = flag
 
     def _write_inputs(
         self,

@@ -76,6 +76,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("max_minutes", "--max-minutes", (("training", "max_minutes"),), generic=True),
     Flag("feature_cache", "--feature-cache", (("training", "feature_cache"),), generic=True),
     Flag("cache_views", "--cache-views", (("training", "cache_views"),), generic=True),
+    Flag("fine_tune", "--fine-tune", (("training", "stages"),)),
+    Flag("fine_tune_epochs", "--fine-tune-epochs", (("training", "stages"),)),
+    Flag("fine_tune_lr", "--fine-tune-lr", (("training", "stages"),)),
     Flag("image_size", "--image-size", (("image", "size"),), generic=True),
     Flag("limit", "--limit", (("limit",),), generic=True),
     Flag("strict", "--strict", (("strict",),), generic=True),
@@ -354,7 +357,31 @@ def _apply_settings(config: dict[str, Any], values: Mapping[str, Any]) -> None:
         _set(config, ("training", "seed"), values["seed"])
     if values.get("quiet"):
         _set(config, ("training", "verbose"), 2)
-    config["training"] = Training.from_config(dict(config.get("training") or {})).to_config()
+    training = Training.from_config(dict(config.get("training") or {}))
+    config["training"] = _apply_fine_tune(training, values).to_config()
+
+
+def _apply_fine_tune(training: Any, values: Mapping[str, Any]) -> Any:
+    """``--fine-tune N`` (with ``--fine-tune-epochs``/``--fine-tune-lr``): one later stage."""
+    if "fine_tune" not in values:
+        for dest in ("fine_tune_epochs", "fine_tune_lr"):
+            if dest in values:
+                raise ConfigError(
+                    f"{_option(dest)} needs --fine-tune",
+                    where=_option(dest),
+                    hint="--fine-tune N adds a stage that trains the last N backbone layers",
+                )
+        return training
+    first = attrs.evolve(training, stages=())
+    return first.then_fine_tune(
+        values["fine_tune"],
+        epochs=values.get("fine_tune_epochs", FINE_TUNE_EPOCHS),
+        learning_rate=values.get("fine_tune_lr"),
+    )
+
+
+FINE_TUNE_EPOCHS = 5
+"""Epochs of the ``--fine-tune`` stage unless ``--fine-tune-epochs`` says otherwise."""
 
 
 # --------------------------------------------------------------------------- recipe → flags
@@ -423,6 +450,9 @@ def describe_defaults() -> Mapping[str, str]:
         "mixed_precision": "off",
         "max_minutes": "no limit",
         "feature_cache": str(training_default("feature_cache")),
+        "fine_tune": "off: one stage",
+        "fine_tune_epochs": str(FINE_TUNE_EPOCHS),
+        "fine_tune_lr": "a tenth of --lr",
         "image_size": "the model's",
         "val": f"{val:g}",
         "test": f"{test:g}",

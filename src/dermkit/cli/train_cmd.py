@@ -199,6 +199,28 @@ def add_training_arguments(
             "8 when augmenting with flips or turns, else 1",
         ),
     )
+    fitting.add_argument(
+        "--fine-tune",
+        type=int,
+        metavar="N",
+        help=h(
+            "fine_tune",
+            "after the first stage, train the last N backbone layers (-1: all) from the best "
+            "model, at a lower learning rate, on pixels with every augmentation",
+        ),
+    )
+    fitting.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        metavar="N",
+        help=h("fine_tune_epochs", "epochs of the --fine-tune stage"),
+    )
+    fitting.add_argument(
+        "--fine-tune-lr",
+        type=float,
+        metavar="LR",
+        help=h("fine_tune_lr", "learning rate of the --fine-tune stage"),
+    )
 
     running = parser.add_argument_group("running")
     running.add_argument(

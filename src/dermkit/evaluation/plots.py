@@ -98,6 +98,16 @@ _MONITOR_LABELS = {
 }
 
 
+def _stage_starts(history: Mapping[str, Sequence[float]]) -> list[tuple[int, int]]:
+    """``(stage number, first epoch)`` of every stage after the first (history's ``stage``)."""
+    stages = [int(value) for value in history.get("stage", ())]
+    return [
+        (stage, index + 1)
+        for index, stage in enumerate(stages)
+        if index > 0 and stage != stages[index - 1]
+    ]
+
+
 def plot_training_curves(
     history: Mapping[str, Sequence[float]],
     path: Path,
@@ -142,6 +152,17 @@ def plot_training_curves(
                 ax.plot(epochs, series, style, color=colour, marker="o", ms=3.5, lw=1.8, label=part)
             if best is not None:
                 ax.axvline(best, color="0.5", ls=":", lw=1.2, label=f"{best_label} (epoch {best})")
+            for number, first in _stage_starts(history):
+                ax.axvline(first - 0.5, color="#9467bd", ls="-", lw=1.0)
+                ax.annotate(
+                    f"stage {number}",
+                    (first - 0.5, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -12),
+                    textcoords="offset points",
+                    color="#9467bd",
+                    fontsize=9,
+                )
             ax.set_title(label)
             ax.set_xlabel("Epoch")
             ax.set_ylabel(label)

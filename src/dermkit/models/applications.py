@@ -135,6 +135,15 @@ class BackboneFactory:
     def frozen_prefix_end(self, model: keras.Model) -> str | None:
         return frozen_prefix_end(model)
 
+    def set_trainable_layers(self, model: keras.Model, trainable_layers: int) -> None:
+        """Re-freeze a built or loaded model so that only its last N backbone layers train.
+
+        What a later training stage uses to unfreeze more of the backbone; the head
+        always trains. -1 trains the whole backbone.
+        """
+        layers = [model.get_layer(name) for name in backbone_layer_names(model)]
+        freeze_all_but_last(layers, trainable_layers, model=self.name)
+
 
 @attrs.frozen(slots=True)
 class ResNet50(BackboneFactory):

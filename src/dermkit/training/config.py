@@ -10,6 +10,69 @@ from dermkit.errors import ConfigError
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamax", "sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
+FEATURE_CACHE_MODES: tuple[str, ...] = ("auto", "on", "off")
+
+
+@attrs.frozen(slots=True)
+class Stage:
+    """A later stage of training: it starts from the best model of the stages before it.
+
+    The first stage is :class:`Training` itself, on the model as its factory froze it.
+    A later stage re-freezes the backbone so that its last ``trainable_layers`` train
+    (``None`` keeps the freezing as it is, ``-1`` trains the whole backbone), makes a
+    fresh optimizer of the same kind at ``learning_rate``, and trains for at most
+    ``epochs`` more epochs (early stopping, if on, counts within the stage). Its
+    ``feature_cache`` decides afresh: a stage that unfreezes more of a backbone has a
+    shorter frozen prefix, and ``"off"`` lets it train on pixels with every augmentation
+    of the plan, including the random ones a cached first stage had to leave out.
+    """
+
+    epochs: int = attrs.field(validator=attrs.validators.ge(1))
+    learning_rate: float = attrs.field(validator=attrs.validators.gt(0.0))
+    trainable_layers: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(
+            [attrs.validators.instance_of(int), attrs.validators.ge(-1)]
+        ),
+    )
+    feature_cache: Literal["auto", "on", "off"] = attrs.field(
+        default="off", validator=attrs.validators.in_(FEATURE_CACHE_MODES)
+    )
+
+    @classmethod
+    def from_config(cls, config: object) -> Stage:
+        if isinstance(config, Stage):
+            return config
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"a training stage must be a mapping, got {config!r}",
+                where="training options: stages",
+                hint='e.g. {"epochs": 5, "learning_rate": 1e-4, "trainable_layers": 40}',
+            )
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown stage option(s) {', '.join(unknown)}",
+                where="training options: stages",
+                hint=f"valid options are {', '.join(sorted(known))}",
+            )
+        try:
+            return cls(**config)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(
+                f"invalid training stage: {error}", where="training options: stages"
+            ) from None
+
+
+def _stages(value: object) -> tuple[Stage, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise ConfigError(
+            f"training stages must be a list, got {value!r}", where="training options: stages"
+        )
+    return tuple(Stage.from_config(item) for item in value)
 
 
 @attrs.frozen(slots=True)
@@ -51,7 +114,7 @@ class Training:
     verbose: int = 1
     """Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch."""
     feature_cache: Literal["auto", "on", "off"] = attrs.field(
-        default="auto", validator=attrs.validators.in_(("auto", "on", "off"))
+        default="auto", validator=attrs.validators.in_(FEATURE_CACHE_MODES)
     )
     """Train a partly frozen model on cached activations of its frozen prefix.
     ``auto``: whenever the model has a frozen prefix and every augmentation is a flip or
@@ -65,6 +128,41 @@ class Training:
     )
     """Dihedral views (1-8) cached per training image, each costing one pass of the
     prefix. ``None``: all 8 when the plan flips or turns images, else 1."""
+    stages: tuple[Stage, ...] = attrs.field(default=(), converter=_stages)
+    """Stages after the first (which is this configuration itself), e.g. a fine-tuning
+    stage that unfreezes the last blocks at a lower learning rate: see
+    :meth:`then_fine_tune`. Epoch numbers run on across stages."""
+
+    def then_fine_tune(
+        self,
+        trainable_layers: int,
+        *,
+        epochs: int = 5,
+        learning_rate: float | None = None,
+        feature_cache: Literal["auto", "on", "off"] = "off",
+    ) -> Training:
+        """This configuration followed by a fine-tuning stage, in one line.
+
+        The transfer-learning recipe: train the head (or the last few layers) first,
+        fast, on cached activations of the frozen backbone; then unfreeze the last
+        ``trainable_layers`` backbone layers and train them at a tenth of the first
+        learning rate (unless ``learning_rate`` is given), on pixels with the plan's
+        full augmentation by default. Fine-tuning a pretrained backbone with a large
+        learning rate and a random head wrecks its features; the first stage gives
+        the head sensible weights before any backbone weight moves.
+        """
+        stage = Stage(
+            epochs=epochs,
+            learning_rate=self.learning_rate / 10 if learning_rate is None else learning_rate,
+            trainable_layers=trainable_layers,
+            feature_cache=feature_cache,
+        )
+        return attrs.evolve(self, stages=(*self.stages, stage))
+
+    @property
+    def max_epochs(self) -> int:
+        """Epochs of all stages together, if none stops early."""
+        return self.epochs + sum(stage.epochs for stage in self.stages)
 
     @jit_compile.validator
     def _check_jit_compile(self, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -76,7 +174,9 @@ class Training:
             )
 
     def to_config(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        config = attrs.asdict(self)
+        config["stages"] = [attrs.asdict(stage) for stage in self.stages]
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Training:

@@ -25,7 +25,7 @@ from dermkit import atomic
 from dermkit.core import Record, TrainingPlan
 from dermkit.evaluation.metrics import balanced_accuracy
 from dermkit.training.config import Training
-from dermkit.training.epochs import STATE_FORMAT, best_epoch_from_state, improved
+from dermkit.training.epochs import improved
 from dermkit.training.stream import Stream, evaluation_stream, training_stream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from dermkit.data.pipeline import ImageLoader
     from dermkit.features.store import FeatureCache
+    from dermkit.training.stages import Progress
 
 LAST_CHECKPOINT = Path("checkpoints") / "last.keras"
 BEST_MODEL = Path("model.keras")
@@ -246,6 +247,7 @@ def fit(
     resume: bool = False,
     extra_callbacks: Sequence[Any] = (),
     frozen_prefix_end: Callable[[keras.Model], str | None] | None = None,
+    set_trainable_layers: Callable[[keras.Model, int], None] | None = None,
     feature_cache: FeatureCache | None = None,
 ) -> FitResult:
     """Train, checkpointing every epoch; with ``resume`` continue from the last checkpoint.
@@ -254,93 +256,162 @@ def fit(
     ``model`` may be given instead (already built). ``frozen_prefix_end`` (the model
     factory's) lets the trainer fit only the layers after a frozen prefix, on cached
     activations, when ``training.feature_cache`` allows it; the saved models are
-    always the whole network.
+    always the whole network. ``training.stages`` run one after the other, each from
+    the best model so far (:mod:`.stages`); ``set_trainable_layers`` (the factory's)
+    re-freezes the backbone for a stage that asks for it.
     """
-    import keras
+    from dermkit.training import stages as staging
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         atomic.remove_stale_temporaries(run_dir)
     state = read_state(run_dir) if resume else None
-    history: dict[str, list[float]] = {}
-    first_epoch = 0
-    best_epoch, best_value = -1, math.nan
+    progress = staging.Progress()
     if state is not None and (run_dir / LAST_CHECKPOINT).exists():
         from dermkit.models import load_model
 
         model = load_model(run_dir / LAST_CHECKPOINT)
         # the checkpoint holds the first call's XLA choice; this call's options decide
         model.jit_compile = None if training.jit_compile == "auto" else training.jit_compile
-        first_epoch = int(state["epochs_done"])
-        history = {k: list(v) for k, v in state["history"].items()}
-        # The loop below counts epochs from 0 (Keras' numbering); state.json from 1.
-        best_epoch, best_value = best_epoch_from_state(state) - 1, float(state["best_value"])
-        if state.get("stopped_early") or first_epoch >= training.epochs:
-            return FitResult(
-                history, first_epoch, best_epoch + 1, best_value, bool(state.get("stopped_early"))
-            )
+        progress = staging.Progress.from_state(state)
     else:
         if model is None:
             model = build_model()
-        stream_steps = plan.steps_per_epoch or max(1, -(-len(plan.records) // training.batch_size))
         model.compile(
-            optimizer=make_optimizer(training, stream_steps),
+            optimizer=make_optimizer(training, _steps(plan, training)),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=training.jit_compile,
         )
     assert model is not None
+    started = time.perf_counter()
+    epochs_this_call = [0]
+    while True:
+        stage = staging.settings(training, progress.stage)
+        if progress.stage_over(stage.epochs):
+            if progress.stage + 1 > len(training.stages):
+                break
+            progress = progress.next_stage()
+            model = staging.start(
+                run_dir / BEST_MODEL,
+                model,
+                training.stages[progress.stage - 1],
+                training,
+                _steps(plan, training),
+                set_trainable_layers,
+            )
+            _say(
+                f"dermkit: stage {progress.stage + 1} of {len(training.stages) + 1} from "
+                f"epoch {progress.first_epoch + 1}: {staging.describe(model)}"
+            )
+            continue
+        budget_spent = _fit_stage(
+            model,
+            plan,
+            val_records,
+            loader,
+            training,
+            stage,
+            run_dir,
+            progress,
+            started,
+            epochs_this_call,
+            extra_callbacks,
+            frozen_prefix_end,
+            feature_cache,
+        )
+        if budget_spent or not progress.stage_over(stage.epochs):
+            break  # out of time, or a callback stopped training
+    return FitResult(
+        progress.history,
+        progress.epochs_done,
+        progress.best_epoch + 1,
+        progress.best_value,
+        progress.stopped_early and progress.stage == len(training.stages),
+    )
+
+
+def _steps(plan: TrainingPlan, training: Training) -> int:
+    return plan.steps_per_epoch or max(1, -(-len(plan.records) // training.batch_size))
+
+
+def _fit_stage(
+    model: keras.Model,
+    plan: TrainingPlan,
+    val_records: Sequence[Record],
+    loader: ImageLoader,
+    training: Training,
+    stage: Training,
+    run_dir: Path,
+    progress: Progress,
+    started: float,
+    epochs_this_call: list[int],
+    extra_callbacks: Sequence[Any],
+    frozen_prefix_end: Callable[[keras.Model], str | None] | None,
+    feature_cache: FeatureCache | None,
+) -> bool:
+    """Run the current stage's remaining epochs; ``True`` if the time budget ran out.
+
+    ``stage`` is the stage's settings with ``epochs`` its own length; ``progress`` (a
+    :class:`dermkit.training.stages.Progress`) is updated and written to ``state.json``
+    after every epoch.
+    """
+    import keras
+
+    end = progress.first_epoch + stage.epochs
     inputs = _fit_inputs(
-        model, plan, val_records, loader, training, first_epoch, frozen_prefix_end, feature_cache
+        model,
+        plan,
+        val_records,
+        loader,
+        attrs.evolve(stage, epochs=end),
+        progress.epochs_done,
+        frozen_prefix_end,
+        feature_cache,
     )
     stream = inputs.stream
     val_labels = np.asarray([r.label for r in val_records], dtype=np.int64)
-    stopped = {"early": False}
-    started = time.perf_counter()
-    epochs_this_call = 0
+    stop_for_budget = {"now": False}
+    history = progress.history
 
     def on_epoch_end(epoch: int, logs: dict[str, float]) -> bool:
-        nonlocal best_epoch, best_value, epochs_this_call
-        epochs_this_call += 1
-        assert model is not None
+        epochs_this_call[0] += 1
         probabilities = inputs.predict_val()
         logs.update(validation_logs(probabilities, val_labels))
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+        if training.stages:
+            logs["stage"] = float(progress.stage + 1)
         for key, value in logs.items():
             history.setdefault(key, []).append(float(value))
         value = float(logs.get(training.monitor, math.nan))
         # Without a validation part nothing can be monitored: keep the latest epoch
         # (the same rule as dermkit.training.epochs.best_epoch).
-        if not val_records or improved(training.monitor, value, best_value) or best_epoch < 0:
-            best_epoch, best_value = epoch, value
+        if (
+            not val_records
+            or improved(training.monitor, value, progress.best_value)
+            or progress.best_epoch < 0
+        ):
+            progress.best_epoch, progress.best_value = epoch, value
             atomic.write_with(run_dir / BEST_MODEL, model.save, suffix=".keras")
         atomic.write_with(run_dir / LAST_CHECKPOINT, model.save, suffix=".keras")
         _write_history(run_dir, history)
         patience = training.early_stopping
-        stop = patience is not None and epoch - best_epoch >= patience
-        stopped["early"] = stop
+        # patience counts within the stage: a new stage gets its own epochs to improve
+        since = epoch - max(progress.best_epoch, progress.first_epoch - 1)
+        stop = patience is not None and since >= patience
+        progress.epochs_done = epoch + 1
+        progress.stopped_early = stop
         if training.max_minutes is not None:
             elapsed = time.perf_counter() - started
-            if elapsed * (epochs_this_call + 1) / epochs_this_call > training.max_minutes * 60:
+            done = epochs_this_call[0]
+            if elapsed * (done + 1) / done > training.max_minutes * 60:
                 _say_budget(training.max_minutes, epoch + 1)
                 stop_for_budget["now"] = True
-        atomic.write_json(
-            run_dir / STATE,
-            {
-                "format_version": STATE_FORMAT,
-                "epochs_done": epoch + 1,
-                "best_epoch": best_epoch + 1,
-                "best_value": best_value,
-                "monitor": training.monitor,
-                "stopped_early": stop,
-                "history": history,
-            },
-        )
+        atomic.write_json(run_dir / STATE, progress.to_state(training.monitor))
         return stop or stop_for_budget["now"]
 
-    stop_for_budget = {"now": False}
     callbacks: list[Any] = [_EpochEnd.make(on_epoch_end), *extra_callbacks]
-    if training.schedule == "plateau":
+    if stage.schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=training.monitor,
@@ -349,16 +420,14 @@ def fit(
                 patience=max(2, (training.early_stopping or 4) // 2),
             )
         )
-    if first_epoch < training.epochs:
-        inputs.trained.fit(
-            stream.dataset,
-            epochs=training.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=stream.steps_per_epoch,
-            class_weight=dict(plan.class_weight) if plan.class_weight else None,
-            callbacks=callbacks,
-            shuffle=False,  # the stream is already in its seeded per-epoch order
-            verbose=progress_verbosity(training.verbose),
-        )
-    epochs_done = len(next(iter(history.values()), []))
-    return FitResult(history, epochs_done, best_epoch + 1, best_value, stopped["early"])
+    inputs.trained.fit(
+        stream.dataset,
+        epochs=end,
+        initial_epoch=progress.epochs_done,
+        steps_per_epoch=stream.steps_per_epoch,
+        class_weight=dict(plan.class_weight) if plan.class_weight else None,
+        callbacks=callbacks,
+        shuffle=False,  # the stream is already in its seeded per-epoch order
+        verbose=progress_verbosity(training.verbose),
+    )
+    return stop_for_budget["now"]
