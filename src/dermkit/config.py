@@ -122,19 +122,26 @@ def path_option_names(component: Mapping[str, Any], kind: str) -> tuple[str, ...
     return tuple(dict.fromkeys(k for k in found if k in component))
 
 
+def _map_component(component: Any, kind: str, change: Any) -> Any:
+    if not isinstance(component, Mapping):
+        return component
+    updated = dict(component)
+    for option in path_option_names(component, kind):
+        value = updated[option]
+        if isinstance(value, str) and value:
+            updated[option] = change(value)
+    return updated
+
+
 def _map_paths(config: Mapping[str, Any], change: Any) -> dict[str, Any]:
     """A copy of a recipe with ``change(path_text)`` applied to every stored path."""
     out = dict(config)
     for key, kind in (("data", "datasets"), ("split", "splitters")):
-        component = out.get(key)
-        if not isinstance(component, Mapping):
-            continue
-        updated = dict(component)
-        for option in path_option_names(component, kind):
-            value = updated[option]
-            if isinstance(value, str) and value:
-                updated[option] = change(value)
-        out[key] = updated
+        if key in out:
+            out[key] = _map_component(out[key], kind, change)
+    balancers = out.get("balancers")
+    if isinstance(balancers, list):
+        out["balancers"] = [_map_component(b, "balancers", change) for b in balancers]
     cache = out.get("cache_dir")
     if isinstance(cache, str) and cache:
         out["cache_dir"] = change(cache)

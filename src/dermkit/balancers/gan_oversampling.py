@@ -64,6 +64,8 @@ class GanOversampling:
     """
 
     name: ClassVar[str] = "gan_oversampling"
+    path_options: ClassVar[tuple[str, ...]] = ("generator",)
+    """Stored absolute in a run's recipe, so the run resumes from any folder."""
     generator: str = attrs.field(converter=str)
     target: float | int = attrs.field(default=1.0, validator=_check_target)
     classes: tuple[str, ...] = attrs.field(default=(), converter=_to_classes)

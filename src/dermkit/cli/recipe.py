@@ -66,6 +66,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("model", "--model", (("model",),)),
     Flag("model_option", "--model-option", (("model",),)),
     Flag("balancer", "--balancer", (("balancers",),)),
+    Flag("balancer_option", "--balancer-option", (("balancers",),)),
     Flag("epochs", "--epochs", (("training", "epochs"),), generic=True),
     Flag("batch_size", "--batch-size", (("training", "batch_size"),), generic=True),
     Flag("optimizer", "--optimizer", (("training", "optimizer"),), generic=True),
@@ -332,12 +333,40 @@ def _apply_model(config: dict[str, Any], values: Mapping[str, Any]) -> None:
 
 
 def _apply_balancers(config: dict[str, Any], values: Mapping[str, Any]) -> None:
-    if "balancer" not in values:
+    """``--balancer NAME`` (repeatable) and ``--balancer-option NAME.KEY=VALUE``."""
+    if "balancer" not in values and "balancer_option" not in values:
         return
-    names = [n.strip() for item in values["balancer"] for n in item.split(",") if n.strip()]
-    if names == ["none"]:
-        names = []
-    config["balancers"] = [_normalized("balancers", {"name": name}) for name in names]
+    balancers = [dict(b) for b in config.get("balancers") or []]
+    if "balancer" in values:
+        names = [n.strip() for item in values["balancer"] for n in item.split(",") if n.strip()]
+        balancers = [{"name": name} for name in names if names != ["none"]]
+    for name, options in _balancer_options(values.get("balancer_option") or []).items():
+        targets = [b for b in balancers if b.get("name") == name]
+        if not targets:
+            raise ConfigError(
+                f"--balancer-option for {name!r}, which is not among the run's balancers",
+                where="--balancer-option",
+                hint=f"add --balancer {name} (balancers now: "
+                f"{', '.join(str(b.get('name')) for b in balancers) or 'none'})",
+            )
+        for target in targets:
+            target.update(options)
+    config["balancers"] = [_normalized("balancers", b) for b in balancers]
+
+
+def _balancer_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``["gan_oversampling.target=0.5", ...]`` → ``{"gan_oversampling": {"target": 0.5}}``."""
+    options: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        name, dot, rest = pair.partition(".")
+        if not dot or "=" not in rest or not name.strip():
+            raise ConfigError(
+                f"balancer option {pair!r} is not NAME.KEY=VALUE",
+                where="--balancer-option",
+                hint="e.g. --balancer-option gan_oversampling.generator=gans/rare",
+            )
+        options.setdefault(name.strip(), {}).update(parse_options([rest]))
+    return options
 
 
 def _set(config: dict[str, Any], key: Key, value: Any) -> None:

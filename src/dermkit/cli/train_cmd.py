@@ -144,7 +144,17 @@ def add_training_arguments(
         help=h(
             "balancer",
             "balancer, repeatable and applied in order: class_weights, oversample, "
-            "balanced_batches, augment; 'none' for none",
+            "balanced_batches, augment, gan_oversampling; 'none' for none",
+        ),
+    )
+    fitting.add_argument(
+        "--balancer-option",
+        action="append",
+        metavar="NAME.KEY=VALUE",
+        help=h(
+            "balancer_option",
+            "an option of one of the balancers, repeatable, e.g. "
+            "gan_oversampling.generator=gans/rare or augment.strength=2",
         ),
     )
     fitting.add_argument(
