@@ -360,7 +360,14 @@ class Experiment:
         With ``resume`` and a run in ``out_dir``, this experiment must be the saved
         recipe (``epochs`` may be raised); the class index, split and skipped inputs are
         read from the folder, not from the data. Without a run there, it starts one.
+        Only one process at a time may write a run folder (see :mod:`dermkit.runlock`).
         """
+        from dermkit import runlock
+
+        with runlock.hold(out_dir):
+            return self._run_locked(out_dir, resume=resume)
+
+    def _run_locked(self, out_dir: str | Path, *, resume: bool) -> RunResult:
         from dermkit.training import trainer
         from dermkit.training.reload_check import check_model_reloads
 
@@ -502,7 +509,7 @@ class Experiment:
             if not records:
                 continue
             probabilities = predict_probabilities(model, records, loader, self.training.batch_size)
-            np.save(run_dir / f"probabilities_{part}.npy", probabilities)
+            _save_array(run_dir / f"probabilities_{part}.npy", probabilities)
             if part == "val":
                 # Fitted on validation only; `evaluate`/`predict --calibrated` apply it.
                 from dermkit.evaluation.calibration import TemperatureScaling
@@ -536,6 +543,15 @@ class Experiment:
         }
         atomic.write_json(run_dir / "summary.json", summary)
         return summary
+
+
+def _save_array(target: Path, values: np.ndarray) -> None:
+    """``np.save`` through :mod:`dermkit.atomic`: a killed run leaves no cut-off array."""
+
+    def write(tmp: Path) -> None:
+        np.save(tmp, values)
+
+    atomic.write_with(target, write)
 
 
 def plugins_name(component: object) -> str:
