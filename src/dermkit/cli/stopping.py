@@ -88,6 +88,16 @@ def kept_message(run_dir: Path) -> str:
     return f"{kept}; continue with `dermkit resume {run_dir}`"
 
 
+def tidy(run_dir: Path) -> None:
+    """Commit or discard a checkpoint staged when the stop came (as a resume would)."""
+    from dermkit.errors import DermkitError
+    from dermkit.training import checkpoints, trainer
+
+    with contextlib.suppress(DermkitError, OSError):
+        if (run_dir / trainer.STATE).is_file():
+            checkpoints.recover(run_dir, trainer.read_state(run_dir))
+
+
 def stopped_message(stop: KeyboardInterrupt, run_dir: Path) -> str:
     name = stop.name if isinstance(stop, Stopped) else "SIGINT"
     return f"dermkit: stopped by {name}: {kept_message(run_dir)}"

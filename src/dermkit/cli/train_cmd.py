@@ -234,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         with stopping.stop_on_signals():
             return _train(args)
     except KeyboardInterrupt as stop:
+        stopping.tidy(run_dir)
         print(stopping.stopped_message(stop, run_dir), file=sys.stderr, flush=True)
         return stop.exit_code if isinstance(stop, stopping.Stopped) else 130
     except OutputError as error:
