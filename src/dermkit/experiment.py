@@ -64,6 +64,7 @@ from dermkit.core import (
     TrainingPlan,
 )
 from dermkit.errors import ConfigError, DataError
+from dermkit.recipe_checks import check_recipe, validator
 from dermkit.training.config import Training
 
 CONFIG_FILE = "config.json"
@@ -198,12 +199,12 @@ class Experiment:
     evaluator: Evaluator = attrs.field(
         factory=lambda: _as_evaluator("standard"), converter=_as_evaluator
     )
-    image_size: int | None = None
+    image_size: int | None = attrs.field(default=None, validator=validator("image_size"))
     resize_mode: str = "squash"
     interpolation: str = "lanczos4"
-    limit: int | None = None
-    strict: bool = False
-    cache_dir: str | None = None
+    limit: int | None = attrs.field(default=None, validator=validator("limit"))
+    strict: bool = attrs.field(default=False, validator=validator("strict"))
+    cache_dir: str | None = attrs.field(default=None, validator=validator("cache_dir"))
 
     # ----------------------------------------------------------------- config
     @property
@@ -236,6 +237,7 @@ class Experiment:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Experiment:
         """Re-create an experiment from :meth:`to_config` output (e.g. a run's ``config.json``)."""
+        check_recipe(config)
         try:
             image = config.get("image") or {}
             return cls(
@@ -249,7 +251,7 @@ class Experiment:
                 resize_mode=image.get("resize_mode", "squash"),
                 interpolation=image.get("interpolation", "lanczos4"),
                 limit=config.get("limit"),
-                strict=bool(config.get("strict", False)),
+                strict=config.get("strict", False),
                 cache_dir=config.get("cache_dir"),
             )
         except KeyError as error:
@@ -584,6 +586,7 @@ def read_saved_config(run_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config.json is not valid JSON: {error}", where=str(path)) from None
     if not isinstance(config, dict):
         raise ConfigError("config.json does not hold a JSON object", where=str(path))
+    check_recipe(config, str(path))
     return resolve_saved_paths(config, run_dir)
 
 

@@ -91,7 +91,8 @@ def test_a_damaged_model_keras_is_named_by_predict_evaluate_and_resume(
 ) -> None:
     damage(copy_of / "model.keras")
     image = next(tiny_data.rglob("*.png"))
-    for argv in (["predict", str(copy_of), str(image)], ["evaluate", str(copy_of)]):
+    evaluate = ["evaluate", str(copy_of), "--data", str(tiny_data)]
+    for argv in (["predict", str(copy_of), str(image)], evaluate):
         line = _one_line_error(capsys, argv)
         assert str(copy_of / "model.keras") in line and "damaged" in line
     # resuming a finished run re-evaluates it, from the damaged file: named too

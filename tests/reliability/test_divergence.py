@@ -47,7 +47,9 @@ def _poison_layer() -> Any:
                 return inputs
             self.calls.assign_add(1.0)
             poisoned = keras.ops.greater_equal(self.calls, float(self.after))
-            return keras.ops.where(poisoned, inputs * float("nan"), inputs)
+            # a factor, not where(poisoned, inputs * nan, inputs): the gradient of the
+            # branch not taken would be 0 * nan = nan from the very first step
+            return inputs * keras.ops.where(poisoned, float("nan"), 1.0)
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "after": self.after}

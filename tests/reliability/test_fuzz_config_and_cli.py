@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faults import TALLY, survives
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dermkit.errors import DermkitError
@@ -41,13 +41,12 @@ JSON_VALUES = st.recursive(
 
 
 def _base_config() -> dict[str, Any]:
+    from dermkit.balancers.class_weights import ClassWeights
+    from dermkit.data.folder import ImageFolder
     from dermkit.experiment import Experiment
 
-    folder = Path(tempfile.mkdtemp(prefix="dermkit-fuzz-config-"))
-    try:
-        return Experiment(data=str(folder / "data"), model="lfn").to_config()
-    finally:
-        shutil.rmtree(folder)
+    data = ImageFolder(Path(tempfile.gettempdir()) / "dermkit-fuzz-no-such-data")
+    return Experiment(data=data, model="lfn", balancer=[ClassWeights()]).to_config()
 
 
 BASE = _base_config()
@@ -78,16 +77,30 @@ def _edit(config: dict[str, Any], path: tuple[str, ...], how: str, value: Any) -
         parent[f"unknown_{path[-1]}"] = value
 
 
+TOP = [path for path in PATHS if len(path) == 1]
+
+
 @FUZZ
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(PATHS), st.sampled_from(["delete", "replace", "add"]), JSON_VALUES
+            st.sampled_from(TOP) | st.sampled_from(PATHS),
+            st.sampled_from(["delete", "replace", "add"]),
+            JSON_VALUES,
         ),
         min_size=1,
         max_size=4,
     )
 )
+# wrong types where a component, a section or a setting belongs (found by this fuzzer)
+@example([(("data",), "replace", 5)])
+@example([(("model",), "replace", [1])])
+@example([(("image",), "replace", 3)])
+@example([(("training",), "replace", [])])
+@example([(("limit",), "replace", "abc")])
+@example([(("strict",), "replace", "yes")])
+@example([(("cache_dir",), "replace", 5)])
+@example([(("limit",), "add", 1)])  # unknown key "unknown_limit"
 def test_mutated_configs(edits: list[tuple[tuple[str, ...], str, Any]]) -> None:
     from dermkit.experiment import Experiment
 
@@ -101,10 +114,22 @@ def test_mutated_configs(edits: list[tuple[tuple[str, ...], str, Any]]) -> None:
         assert not isinstance(again, DermkitError), again
 
 
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
 @FUZZ
-@given(st.one_of(st.binary(max_size=300), JSON_VALUES.map(lambda v: json.dumps(v).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        JSON_VALUES.map(_json),
+        st.dictionaries(st.sampled_from([p[0] for p in TOP]), JSON_VALUES, max_size=4).map(_json),
+    )
+)
+@example(b'{"image": 3}')
+@example(b'{"data": {"name": "folder", "root": 5}, "model": "lfn", "split": "grouped"}')
 def test_config_files_of_any_content(data: bytes) -> None:
-    from dermkit.cli.recipe import read_recipe
+    from dermkit.cli.recipe import apply_flags, read_recipe
     from dermkit.experiment import Experiment, read_saved_config
 
     folder = Path(tempfile.mkdtemp(prefix="dermkit-fuzz-config-"))
@@ -113,6 +138,7 @@ def test_config_files_of_any_content(data: bytes) -> None:
         survives(lambda: read_recipe(str(folder / "config.json")))
         saved = survives(lambda: read_saved_config(folder))
         if isinstance(saved, dict):
+            survives(lambda: apply_flags(saved, {"image_size": 64, "epochs": 2, "limit": 9}))
             survives(lambda: Experiment.from_config(saved))
     finally:
         shutil.rmtree(folder)

@@ -124,7 +124,7 @@ def test_isic_ground_truth(data: bytes, strict: bool) -> None:
         st.tuples(
             st.sampled_from(["mel", "nv", ".hidden", "ünï", "a b", "nv/sub"]),
             st.text(min_size=1, max_size=10).filter(lambda s: "/" not in s and "\0" not in s),
-            st.sampled_from(list(FILES.values()) + [b"", b"junk"]),
+            st.sampled_from([*FILES.values(), b"", b"junk"]),
         ),
         max_size=8,
     ),
