@@ -23,3 +23,15 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dermkit.demo import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("reliability-data"), size=32, scale=0.12)
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished two-epoch run, trained once for every test that damages a copy."""
+    from faults import train_command
+
+    from dermkit.cli.main import main
+
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(train_command(tiny_data, run, 2)[3:]) == 0
+    return run

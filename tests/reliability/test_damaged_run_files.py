@@ -29,15 +29,6 @@ def _empty(path: Path) -> None:
     path.write_bytes(b"")
 
 
-@pytest.fixture(scope="module")
-def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from faults import train_command
-
-    run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(train_command(tiny_data, run, 2)[3:]) == 0
-    return run
-
-
 @pytest.fixture
 def copy_of(finished_run: Path, tmp_path: Path) -> Path:
     run = tmp_path / "run"

@@ -9,17 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import train_command
 
 from dermkit.cli.main import main
 from dermkit.errors import DataError
 
 
-@pytest.fixture(scope="module")
-def run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("unsafe") / "run"
-    assert main(train_command(tiny_data, folder, 1)[3:]) == 0
-    return folder
+@pytest.fixture
+def run(finished_run: Path) -> Path:
+    return finished_run
 
 
 def _wrap_with(run: Path, layer: Any, target: Path) -> Path:
