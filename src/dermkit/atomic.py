@@ -8,6 +8,7 @@ reader therefore sees either the old complete file or the new complete file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from dermkit.errors import ConfigError, DermkitError
+from dermkit.errors import ConfigError, DermkitError, OutputError
 
 TEMP_MARKER = ".dermkit-tmp-"
 """Part of every temporary file's name, so leftovers of a killed process can be found."""
@@ -42,21 +43,51 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     pick the format from it (Keras wants ``.keras``, matplotlib ``.png``).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}{TEMP_MARKER}",
-        suffix=suffix or target.suffix or ".tmp",
-        dir=target.parent,
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}{TEMP_MARKER}",
+            suffix=suffix or target.suffix or ".tmp",
+            dir=target.parent,
+        )
+    except OSError as error:
+        raise cannot_write(target, error) from error
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; run artifacts are meant to be shared
         os.replace(tmp, target)
+    except OSError as error:
+        raise cannot_write(target, error) from error
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+FULL_DISK = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def cannot_write(target: str | Path, error: OSError) -> OutputError:
+    """An :class:`OutputError` naming ``target`` and saying what to do about ``error``.
+
+    The target keeps its previous complete content (or stays absent): the write went
+    to a temporary file that was removed.
+    """
+    reason = error.strerror or str(error)
+    if error.errno in FULL_DISK:
+        hint = "the disk is full: free some space (or write to another disk) and try again"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "the folder is not writable: choose a folder you can write to"
+    elif error.errno in (errno.ENOTDIR, errno.EEXIST):
+        hint = "a file stands where a folder is needed: choose another output folder"
+    else:
+        hint = "check the disk and the folder, then try again"
+    return OutputError(
+        f"cannot write {Path(target).name}: {reason} (what was written before is complete)",
+        where=str(target),
+        hint=hint,
+    )
 
 
 def write_text(target: str | Path, text: str) -> None:

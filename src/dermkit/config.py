@@ -59,7 +59,13 @@ def build_component(kind: str, config: Mapping[str, Any] | str) -> Any:
     """Create a component of ``kind`` from a name or a ``component_config`` mapping."""
     if isinstance(config, str):
         config = {"name": config}
-    if "name" not in config:
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"a {kind[:-1]} is given by its name or by a JSON object with a 'name', "
+            f"not by {json.dumps(config, default=str)[:80]}",
+            hint=f'e.g. {{"name": "..."}}; see `dermkit plugins` for the {kind}',
+        )
+    if "name" not in config or not isinstance(config["name"], str):
         raise ConfigError(f"a {kind[:-1]} configuration needs a 'name'", where=str(dict(config)))
     options = {k: _from_json(v) for k, v in config.items() if k != "name"}
     factory = plugins.lookup(kind, str(config["name"]))

@@ -38,3 +38,11 @@ class ConfigError(DermkitError):
 
 class PluginError(DermkitError):
     """A plugin name that is unknown, claimed twice, or a plugin that is broken."""
+
+
+class OutputError(DermkitError):
+    """A file that could not be written: a full disk, a read-only or unwritable folder.
+
+    Raised by :mod:`dermkit.atomic`, whose writes never leave a half-written file, so
+    everything written before the failure is complete and readable.
+    """

@@ -64,6 +64,7 @@ from dermkit.core import (
     TrainingPlan,
 )
 from dermkit.errors import ConfigError, DataError
+from dermkit.recipe_checks import check_recipe, validator
 from dermkit.training.config import Training
 
 CONFIG_FILE = "config.json"
@@ -198,12 +199,12 @@ class Experiment:
     evaluator: Evaluator = attrs.field(
         factory=lambda: _as_evaluator("standard"), converter=_as_evaluator
     )
-    image_size: int | None = None
+    image_size: int | None = attrs.field(default=None, validator=validator("image_size"))
     resize_mode: str = "squash"
     interpolation: str = "lanczos4"
-    limit: int | None = None
-    strict: bool = False
-    cache_dir: str | None = None
+    limit: int | None = attrs.field(default=None, validator=validator("limit"))
+    strict: bool = attrs.field(default=False, validator=validator("strict"))
+    cache_dir: str | None = attrs.field(default=None, validator=validator("cache_dir"))
 
     # ----------------------------------------------------------------- config
     @property
@@ -236,6 +237,7 @@ class Experiment:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Experiment:
         """Re-create an experiment from :meth:`to_config` output (e.g. a run's ``config.json``)."""
+        check_recipe(config)
         try:
             image = config.get("image") or {}
             return cls(
@@ -249,7 +251,7 @@ class Experiment:
                 resize_mode=image.get("resize_mode", "squash"),
                 interpolation=image.get("interpolation", "lanczos4"),
                 limit=config.get("limit"),
-                strict=bool(config.get("strict", False)),
+                strict=config.get("strict", False),
                 cache_dir=config.get("cache_dir"),
             )
         except KeyError as error:
@@ -360,7 +362,14 @@ class Experiment:
         With ``resume`` and a run in ``out_dir``, this experiment must be the saved
         recipe (``epochs`` may be raised); the class index, split and skipped inputs are
         read from the folder, not from the data. Without a run there, it starts one.
+        Only one process at a time may write a run folder (see :mod:`dermkit.runlock`).
         """
+        from dermkit import runlock
+
+        with runlock.hold(out_dir):
+            return self._run_locked(out_dir, resume=resume)
+
+    def _run_locked(self, out_dir: str | Path, *, resume: bool) -> RunResult:
         from dermkit.training import trainer
         from dermkit.training.reload_check import check_model_reloads
 
@@ -534,7 +543,7 @@ class Experiment:
             if not records:
                 continue
             probabilities = predict_probabilities(model, records, loader, self.training.batch_size)
-            np.save(run_dir / f"probabilities_{part}.npy", probabilities)
+            _save_array(run_dir / f"probabilities_{part}.npy", probabilities)
             if part == "val":
                 # Fitted on validation only; `evaluate`/`predict --calibrated` apply it.
                 from dermkit.evaluation.calibration import TemperatureScaling
@@ -570,6 +579,15 @@ class Experiment:
         return summary
 
 
+def _save_array(target: Path, values: np.ndarray) -> None:
+    """``np.save`` through :mod:`dermkit.atomic`: a killed run leaves no cut-off array."""
+
+    def write(tmp: Path) -> None:
+        np.save(tmp, values)
+
+    atomic.write_with(target, write)
+
+
 def plugins_name(component: object) -> str:
     """A component's registry name, for messages."""
     return str(getattr(component, "name", type(component).__name__))
@@ -600,6 +618,7 @@ def read_saved_config(run_dir: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config.json is not valid JSON: {error}", where=str(path)) from None
     if not isinstance(config, dict):
         raise ConfigError("config.json does not hold a JSON object", where=str(path))
+    check_recipe(config, str(path))
     return resolve_saved_paths(config, run_dir)
 
 

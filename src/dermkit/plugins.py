@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from types import ModuleType
 from typing import Any
@@ -156,11 +156,10 @@ def provided(kind: str) -> dict[str, Provided]:
         plugin_name = impl.plugin_name
         try:
             result = impl.function()
-            entries: Iterable[tuple[str, Callable[..., Any]]] = dict(result or {}).items()
         except Exception as error:
             _warn_broken(plugin_name, error)
             continue
-        for name, factory in entries:
+        for name, factory in _valid_entries(kind, plugin_name, result):
             if name in found:
                 raise PluginError(
                     f"the {kind[:-1]} name {name!r} is claimed by two plugins: "
@@ -169,6 +168,45 @@ def provided(kind: str) -> dict[str, Provided]:
                 )
             found[name] = Provided(kind=kind, name=name, factory=factory, plugin=plugin_name)
     return found
+
+
+def _valid_entries(
+    kind: str, plugin: str, result: object
+) -> Iterable[tuple[str, Callable[..., Any]]]:
+    """The ``(name, factory)`` pairs of a hook's result that can be used.
+
+    A hook must return a mapping of names to callables (or ``None``). Anything else
+    (a list, a string, a number) is reported and the plugin's whole result skipped;
+    an entry whose name is not a string or whose factory cannot be called is reported
+    and skipped alone, so a plugin's good components still work.
+    """
+    if result is None:
+        return []
+    if not isinstance(result, Mapping):
+        _warn_broken(
+            plugin,
+            TypeError(
+                f"its dermkit_{kind} hook returned a {type(result).__name__}, not a mapping "
+                "of names to factories"
+            ),
+        )
+        return []
+    entries = []
+    for name, factory in result.items():
+        if not isinstance(name, str) or not name:
+            problem = f"the name {name!r} is not a non-empty string"
+        elif not callable(factory):
+            problem = f"the factory of {name!r} is a {type(factory).__name__}, not callable"
+        else:
+            entries.append((name, factory))
+            continue
+        _warn_broken(
+            plugin,
+            TypeError(
+                f"its dermkit_{kind} hook gives a bad entry: {problem}; that entry was skipped"
+            ),
+        )
+    return entries
 
 
 def available() -> dict[str, dict[str, str]]:

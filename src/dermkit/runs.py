@@ -109,7 +109,7 @@ def _model_input_size(model: Any) -> tuple[int | None, int | None]:
     return shape[1], shape[2]
 
 
-def _load_model(path: Path) -> Any:
+def _load_model(path: Path, *, trust_code: bool = False) -> Any:
     """The model, in Keras safe mode, with dermkit's custom layers registered first."""
     from dermkit.models import load_model
 
@@ -119,7 +119,7 @@ def _load_model(path: Path) -> Any:
             where=str(path),
             hint="copy the run folder again from where it was trained",
         )
-    return load_model(path, compile=False)
+    return load_model(path, compile=False, trust_code=trust_code)
 
 
 @attrs.frozen
@@ -357,13 +357,15 @@ def load_exported(path: str | os.PathLike[str]) -> LoadedRun:
     )
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
+def load_run(run_dir: str | os.PathLike[str], *, trust_code: bool = False) -> LoadedRun:
     """Read a finished run folder, or an exported model; a :class:`ConfigError` names
     what is missing.
 
     A folder whose training never finished an epoch has no ``model.keras`` yet; the
     error says how to resume it. A ``.tflite`` or ``.onnx`` file, a SavedModel folder
     or the ``.dermkit.json`` beside one of them is read by :func:`load_exported`.
+    ``trust_code`` allows a model whose Lambda layers run Python code (see
+    :func:`dermkit.models.load_model`): only for files you trust.
     """
     from dermkit.export.exported import is_exported
 
@@ -405,7 +407,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         f"resume it with `dermkit resume {folder}`",
     )
     settings = _image_settings(config, folder)
-    model = _load_model(model_path)
+    model = _load_model(model_path, trust_code=trust_code)
     outputs = int(model.output_shape[-1])
     if outputs != len(classes):
         raise ConfigError(

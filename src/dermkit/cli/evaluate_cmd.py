@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dermkit.cli.options import add_dataset_options, add_prediction_options, dataset_options
+from dermkit.cli.options import (
+    add_dataset_options,
+    add_prediction_options,
+    add_trust_option,
+    dataset_options,
+)
 from dermkit.core import ClassIndex, Record
 from dermkit.evaluation.run_scoring import dataset_label
 
@@ -56,6 +61,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: the run's training batch size"
     )
+    add_trust_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -130,7 +136,7 @@ def evaluate(run: LoadedRun, args: argparse.Namespace) -> tuple[Report, Path]:
 def run(args: argparse.Namespace) -> int:
     from dermkit.runs import load_run
 
-    loaded_run = load_run(args.run)
+    loaded_run = load_run(args.run, trust_code=args.trust_model_code)
     report, out = evaluate(loaded_run, args)
     print(report.summary_line())
     if report.skipped:

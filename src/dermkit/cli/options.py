@@ -86,3 +86,13 @@ def add_prediction_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="apply the temperature fitted on the run's validation part",
     )
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    """``--trust-model-code``: the explicit opt-in to load a model file that runs code."""
+    parser.add_argument(
+        "--trust-model-code",
+        action="store_true",
+        help="load a model.keras whose Lambda layers hold Python code (refused by default: "
+        "only for files you made or trust)",
+    )

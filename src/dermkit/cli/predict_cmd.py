@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 import numpy as np
 
-from dermkit.cli.options import add_prediction_options
+from dermkit.cli.options import add_prediction_options, add_trust_option
 from dermkit.core import Problem
 from dermkit.errors import ConfigError, DataError
 
@@ -66,6 +66,7 @@ def register(subparsers: Any) -> None:
     )
     add_prediction_options(parser)
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    add_trust_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -341,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
-    loaded_run = load_run(args.run)
+    loaded_run = load_run(args.run, trust_code=args.trust_model_code)
     outcomes = predict(loaded_run, args)
     names = list(loaded_run.classes.names)
     if args.json:

@@ -32,6 +32,7 @@ from dermkit.config import (
     show_value,
 )
 from dermkit.errors import ConfigError
+from dermkit.recipe_checks import check_recipe, components_as_objects
 
 Key = tuple[str, ...]
 DEFAULT_MODEL = "lfn"
@@ -167,12 +168,14 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read the recipe: {error}", where=str(source)) from None
     if not isinstance(config, dict):
         raise ConfigError("the recipe is not a JSON object", where=str(source))
+    check_recipe(config, str(source))
     return resolve_saved_paths(config, folder)
 
 
 def apply_flags(base: Mapping[str, Any] | None, values: Mapping[str, Any]) -> dict[str, Any]:
     """``base`` (default: :func:`default_recipe`) with the given flags' settings applied."""
     config = copy.deepcopy(dict(base)) if base is not None else default_recipe()
+    components_as_objects(config)
     for apply in (_apply_data, _apply_split, _apply_model, _apply_balancers, _apply_settings):
         apply(config, values)
     return absolute_paths(config)

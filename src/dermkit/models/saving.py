@@ -8,6 +8,7 @@ loads with ``safe_mode=True``, so no pickled Python code ever runs.
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -53,8 +54,16 @@ def register_layers_with_keras() -> None:
     wrapt.register_post_import_hook(_register_after_import, "keras")
 
 
-def load_model(path: str | Path, *, compile: bool = True) -> keras.Model:
-    """Load a ``.keras`` file saved from a dermkit model, in Keras safe mode."""
+def load_model(path: str | Path, *, compile: bool = True, trust_code: bool = False) -> keras.Model:
+    """Load a ``.keras`` file saved from a dermkit model, in Keras safe mode.
+
+    Safe mode refuses a file that would run Python code stored in it (a ``Lambda``
+    layer): a model file from elsewhere could do anything on this machine. For a file
+    you made yourself or otherwise trust, ``trust_code=True`` (``--trust-model-code``
+    on the command line) lifts that refusal. A custom layer is loaded only if the
+    code that defines it is imported (registered), with or without trust: install
+    and import the plugin that provides it.
+    """
     import keras
 
     from dermkit.models.preprocessing import CUSTOM_OBJECTS
@@ -64,12 +73,38 @@ def load_model(path: str | Path, *, compile: bool = True) -> keras.Model:
         raise DataError(f"model file {str(source)!r} does not exist", where=str(source))
     try:
         model: keras.Model = keras.models.load_model(
-            source, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=True
+            source, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=not trust_code
         )
     except Exception as error:
-        raise DataError(
-            f"could not load the model: {type(error).__name__}: {error}",
-            where=str(source),
-            hint="the file must be a .keras archive saved from a dermkit model",
-        ) from error
+        raise _load_error(source, error) from error
     return model
+
+
+UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+
+
+def _load_error(source: Path, error: Exception) -> DataError:
+    """Why a model file did not load, in one line, with what to do."""
+    text = str(error)
+    if "Lambda" in text and "safe_mode" in text:
+        return DataError(
+            "the model holds a Lambda layer, whose Python code dermkit does not run from a "
+            "file unless told to",
+            where=str(source),
+            hint="if you trust this file (you made it), pass --trust-model-code "
+            "(trust_code=True in Python); better, replace the Lambda by a registered layer",
+        )
+    unknown = UNKNOWN_CLASS.search(text)
+    if unknown:
+        return DataError(
+            f"the model uses a custom layer {unknown.group(1)!r} that is not registered here",
+            where=str(source),
+            hint="install and import the plugin (or module) that defines it, so that "
+            "it is registered with @keras.saving.register_keras_serializable, then load again",
+        )
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return DataError(
+        f"could not load the model: {type(error).__name__}: {first[:300]}",
+        where=str(source),
+        hint="the file must be a whole .keras archive saved from a dermkit model",
+    )

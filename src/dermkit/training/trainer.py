@@ -1,12 +1,15 @@
 """Fit a model with per-epoch checkpoints that survive ``kill -9``, and resume from them.
 
-After every epoch the trainer writes, each atomically: ``checkpoints/last.keras`` (the
-model with its optimizer state), ``history.csv`` / ``history.json``, ``model.keras``
-when the monitored metric improved, and last ``state.json`` (epochs done, best epoch
-counted from 1 like every epoch number a person reads, best value). ``state.json`` is
-written last, so it never points at a checkpoint that is not complete. Resuming loads
+After every epoch the trainer writes, each atomically: the epoch's checkpoint (the
+model with its optimizer state, staged), ``history.csv`` / ``history.json``, then
+``state.json`` (epochs done, best epoch counted from 1 like every epoch number a person
+reads, best value, training stage), and only then moves the checkpoint onto
+``checkpoints/last.keras`` (and ``model.keras`` when the monitored metric improved), so
+a checkpoint never gets ahead of the state (see :mod:`.checkpoints`). Resuming loads
 ``last.keras`` and continues at the next epoch with the same optimizer state and the
-same per-epoch data order (see :mod:`.stream`).
+same per-epoch data order (see :mod:`.stream`), in the same stage (see :mod:`.stages`).
+A loss or weights that turn NaN stop the run before the epoch is saved (see
+:mod:`.guards`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from dermkit import atomic
 from dermkit.core import Record, TrainingPlan
 from dermkit.evaluation.metrics import balanced_accuracy
+from dermkit.training import checkpoints, guards
 from dermkit.training.config import Training
 from dermkit.training.epochs import improved
 from dermkit.training.stream import Stream, evaluation_stream, training_stream
@@ -113,7 +117,7 @@ def read_state(run_dir: Path) -> dict[str, Any] | None:
         run_dir / STATE,
         hint="delete the run folder's checkpoints/ and state.json to start over",
     )
-    return state
+    return checkpoints.check_state(state, run_dir / STATE)
 
 
 def _say_budget(minutes: float, epochs: int) -> None:
@@ -266,11 +270,11 @@ def fit(
     if resume:
         atomic.remove_stale_temporaries(run_dir)
     state = read_state(run_dir) if resume else None
+    if resume:
+        checkpoints.recover(run_dir, state)
     progress = staging.Progress()
     if state is not None and (run_dir / LAST_CHECKPOINT).exists():
-        from dermkit.models import load_model
-
-        model = load_model(run_dir / LAST_CHECKPOINT)
+        model = checkpoints.load_checkpoint(run_dir / LAST_CHECKPOINT)
         # the checkpoint holds the first call's XLA choice; this call's options decide
         model.jit_compile = None if training.jit_compile == "auto" else training.jit_compile
         progress = staging.Progress.from_state(state)
@@ -392,8 +396,7 @@ def _fit_stage(
             or progress.best_epoch < 0
         ):
             progress.best_epoch, progress.best_value = epoch, value
-            atomic.write_with(run_dir / BEST_MODEL, model.save, suffix=".keras")
-        atomic.write_with(run_dir / LAST_CHECKPOINT, model.save, suffix=".keras")
+        staged = checkpoints.stage(run_dir, model, epoch + 1)
         _write_history(run_dir, history)
         patience = training.early_stopping
         # patience counts within the stage: a new stage gets its own epochs to improve
@@ -408,9 +411,14 @@ def _fit_stage(
                 _say_budget(training.max_minutes, epoch + 1)
                 stop_for_budget["now"] = True
         atomic.write_json(run_dir / STATE, progress.to_state(training.monitor))
+        checkpoints.commit(run_dir, staged, best=progress.best_epoch == epoch)
         return stop or stop_for_budget["now"]
 
-    callbacks: list[Any] = [_EpochEnd.make(on_epoch_end), *extra_callbacks]
+    callbacks: list[Any] = [
+        guards.divergence_guard(run_dir),
+        _EpochEnd.make(on_epoch_end),
+        *extra_callbacks,
+    ]
     if stage.schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
