@@ -598,3 +598,22 @@ def test_compare_on_a_folder_that_does_not_exist_says_so(
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"no such run folder: {missing}" in err
+
+
+def test_evaluate_part_scores_the_runs_own_test_images(
+    tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "test-part"
+    code, _, err = run_cli(
+        capsys, "evaluate", str(tiny_run), "--part", "test", "--out", str(out_dir)
+    )
+    assert code == 0, err
+    assert "were used by this run" not in err  # held-out images only
+    again = json.loads((out_dir / "report.json").read_text())
+    original = json.loads((tiny_run / "report_test" / "report.json").read_text())
+    assert again["metrics"]["support"] == original["metrics"]["support"]
+    assert again["metrics"]["balanced_accuracy"] == pytest.approx(
+        original["metrics"]["balanced_accuracy"]
+    )
+    code, _, err = run_cli(capsys, "evaluate", str(tiny_run))
+    assert code == 2 and "give either --data or --part" in err

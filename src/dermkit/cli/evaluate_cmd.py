@@ -46,7 +46,14 @@ def register(subparsers: Any) -> None:
         metavar="RUN",
         help="run folder written by `dermkit train`, or a model written by `dermkit export`",
     )
-    add_dataset_options(parser, required=True)
+    add_dataset_options(parser)
+    parser.add_argument(
+        "--part",
+        choices=("val", "test"),
+        help="score the run's own validation or test part (from its split.csv) instead of "
+        "--data: e.g. to see what --tta or --calibrated change on images the run never "
+        "trained on",
+    )
     add_prediction_options(parser)
     parser.add_argument(
         "--balanced-test",
@@ -72,7 +79,7 @@ def _dataset_options(args: argparse.Namespace) -> dict[str, Any]:
 def default_out(run_dir: Path, args: argparse.Namespace, exported: Path | None = None) -> Path:
     """``RUN/eval-<data>[-tta]...``; for an exported model ``<model name>-eval-...``
     beside it, so the reports of a run and of its exports never overwrite each other."""
-    name = f"eval-{dataset_label(args.data)}"
+    name = f"eval-{args.part}" if args.part else f"eval-{dataset_label(args.data)}"
     for flag, suffix in (
         ("tta", "tta"),
         ("calibrated", "calibrated"),
@@ -113,7 +120,7 @@ def evaluate(run: LoadedRun, args: argparse.Namespace) -> tuple[Report, Path]:
 
     scored = score_run(
         run,
-        args.data,
+        _data(run, args),
         tta=args.tta,
         calibrated=args.calibrated,
         balanced_test=args.balanced_test,
@@ -131,6 +138,36 @@ def evaluate(run: LoadedRun, args: argparse.Namespace) -> tuple[Report, Path]:
     )
     scored.report.write(out)
     return scored.report, out
+
+
+def _data(run: LoadedRun, args: argparse.Namespace) -> Any:
+    """``--data``, or the run's own ``--part`` of its split as a loaded dataset."""
+    from dermkit.errors import ConfigError
+
+    if (args.part is None) == (args.data is None):
+        raise ConfigError(
+            "give either --data or --part",
+            where="dermkit evaluate",
+            hint="--data PATH scores any labelled set; --part val|test scores the run's own "
+            "validation or test images",
+        )
+    if args.part is None:
+        return args.data
+    from dermkit.core import LoadedDataset
+    from dermkit.data.splits import read_split_manifest
+
+    manifest = run.run_dir / "split.csv"
+    if not manifest.is_file():
+        raise ConfigError(
+            "--part needs the run's split.csv, which is not there",
+            where=str(manifest),
+            hint="keep an exported model beside its run folder, or score with --data",
+        )
+    split = read_split_manifest(manifest, run.classes)
+    records = split.val if args.part == "val" else split.test
+    return LoadedDataset(
+        records=records, classes=run.classes, found=len(records), source=f"{manifest}:{args.part}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
