@@ -425,7 +425,7 @@ class Experiment:
 
             out.mkdir(parents=True, exist_ok=True)
             atomic.write_json(out / CONFIG_FILE, self.to_config())
-            _say(f"dermkit: run folder {run_dir}")
+            _say(f"dermkit: run folder {run_dir}" + ("" if placement.chief else " (the chief's)"))
             if placement.strategy is not None:
                 _say(placement.describe(self.training.batch_size))
             if saved_inputs is None:

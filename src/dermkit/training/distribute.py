@@ -317,13 +317,20 @@ def _all_equal(strategy: Any, value: int) -> bool:
     Collectives only sum, so compare ``n * sum(v**2)`` with ``sum(v)**2``: equal exactly
     when all ``v`` are equal (Cauchy-Schwarz).
     """
+    sums = sum_over_replicas(strategy, [float(value), float(value) ** 2])
+    return bool(strategy.num_replicas_in_sync * sums[1] == sums[0] ** 2)
+
+
+def sum_over_replicas(strategy: Any, values: Sequence[float]) -> np.ndarray:
+    """``values`` summed over every replica of every worker (a collective: all must call it)."""
     import tensorflow as tf
 
-    def local() -> Any:
-        return tf.constant([float(value), float(value) ** 2], dtype=tf.float64)
+    @tf.function  # type: ignore[untyped-decorator]  # eager cross-worker calls are slow and warn
+    def total() -> Any:
+        local = strategy.run(lambda: tf.constant(list(values), dtype=tf.float64))
+        return strategy.reduce("SUM", local, axis=None)
 
-    sums = strategy.reduce("SUM", strategy.run(local), axis=None).numpy()
-    return bool(strategy.num_replicas_in_sync * sums[1] == sums[0] ** 2)
+    return np.asarray(total())
 
 
 def stop_agreement(placement: Placement) -> list[Any]:
@@ -341,15 +348,8 @@ def stop_agreement(placement: Placement) -> list[Any]:
 
     class StopTogether(keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            import tensorflow as tf
-
             wants = 1.0 if self.model.stop_training else 0.0
-
-            def local() -> Any:
-                return tf.constant(wants, dtype=tf.float64)
-
-            anyone = float(strategy.reduce("SUM", strategy.run(local), axis=None).numpy())
-            self.model.stop_training = anyone > 0
+            self.model.stop_training = bool(sum_over_replicas(strategy, [wants])[0] > 0)
 
     return [StopTogether()]
 
