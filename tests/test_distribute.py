@@ -115,7 +115,7 @@ def test_bad_logical_cpu_count_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     assert caught.value.where == LOGICAL_CPUS_ENV
 
 
-def test_the_trainer_gets_the_global_batch_and_no_cache_across_workers() -> None:
+def test_the_trainer_gets_the_global_batch_and_no_feature_cache() -> None:
     from dermkit.training.distribute import Placement, fit_settings
 
     class TwoReplicas:
@@ -123,17 +123,17 @@ def test_the_trainer_gets_the_global_batch_and_no_cache_across_workers() -> None
 
     training = Training(batch_size=4, feature_cache="auto").then_fine_tune(3, feature_cache="auto")
     assert fit_settings(training, Placement(mode="none")) is training
-    mirrored = fit_settings(training, Placement(mode="mirrored", strategy=TwoReplicas()))
-    assert mirrored == attrs.evolve(training, batch_size=8)
-    workers = fit_settings(training, Placement(mode="multi_worker", strategy=TwoReplicas()))
-    assert workers.batch_size == 8
-    assert workers.feature_cache == "off"
-    assert [stage.feature_cache for stage in workers.stages] == ["off"]
-    with pytest.raises(ConfigError, match="feature_cache=on"):
-        fit_settings(
-            attrs.evolve(training, feature_cache="on"),
-            Placement(mode="multi_worker", strategy=TwoReplicas()),
-        )
+    for mode in ("mirrored", "multi_worker"):
+        placement = Placement(mode=mode, strategy=TwoReplicas())
+        fitting = fit_settings(training, placement)
+        assert fitting.batch_size == 8
+        assert fitting.feature_cache == "off"
+        assert [stage.feature_cache for stage in fitting.stages] == ["off"]
+        assert fitting.learning_rate == training.learning_rate
+        with pytest.raises(
+            ConfigError, match=f"feature_cache=on does not work with distribute={mode}"
+        ):
+            fit_settings(attrs.evolve(training, feature_cache="on"), placement)
 
 
 def test_fingerprints_tell_weights_apart() -> None:

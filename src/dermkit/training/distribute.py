@@ -231,33 +231,35 @@ def read_tf_config(raw: str | None) -> tuple[str, int, int]:
 
 
 def fit_settings(training: Training, placement: Placement) -> Training:
-    """The settings the trainer fits with: the global batch, and a feature cache it can use.
+    """The settings the trainer fits with: the global batch, and no frozen-feature cache.
 
     The recipe keeps the per-replica ``batch_size``; the trainer, which draws the data
-    order and batches the stream, gets ``batch_size * replicas``. Several workers
-    cannot share the frozen-feature cache (its stream is a Python function each
-    worker would run on the whole batch, and its activations are computed per
-    process), so ``"auto"`` trains on pixels there and ``"on"`` is refused.
+    order and batches the stream, gets ``batch_size * replicas``. The frozen-feature
+    cache computes activations with ``predict_on_batch``, which under a strategy
+    returns one copy of the batch per replica, and streams them through a Python
+    function each worker would run for the whole batch; so under a strategy
+    ``"auto"`` trains on pixels and ``"on"`` is refused (before the run folder exists).
     """
     if placement.strategy is None:
         return training
-    changes: dict[str, Any] = {"batch_size": training.batch_size * placement.replicas}
-    if placement.multi_worker:
-        changes["feature_cache"] = _no_cache(training.feature_cache, "training options")
-        changes["stages"] = tuple(
-            attrs.evolve(stage, feature_cache=_no_cache(stage.feature_cache, "stages"))
+    return attrs.evolve(
+        training,
+        batch_size=training.batch_size * placement.replicas,
+        feature_cache=_no_cache(training.feature_cache, "training options", placement),
+        stages=tuple(
+            attrs.evolve(stage, feature_cache=_no_cache(stage.feature_cache, "stages", placement))
             for stage in training.stages
-        )
-    return attrs.evolve(training, **changes)
+        ),
+    )
 
 
-def _no_cache(mode: str, where: str) -> Any:
+def _no_cache(mode: str, where: str, placement: Placement) -> Any:
     if mode == "on":
         raise ConfigError(
-            "feature_cache=on does not work with distribute=multi_worker",
+            f"feature_cache=on does not work with distribute={placement.mode}",
             where=f"{where}: feature_cache",
-            hint="use feature_cache auto or off (several workers train on pixels), or "
-            "distribute=mirrored on one machine",
+            hint="use feature_cache auto or off (a distributed run trains on pixels), or "
+            "train on one device (distribute=none) to use the cache",
         )
     return "off"
 
