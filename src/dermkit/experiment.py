@@ -27,13 +27,14 @@ from any working directory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -66,6 +67,9 @@ from dermkit.core import (
 from dermkit.errors import ConfigError, DataError
 from dermkit.recipe_checks import check_recipe, validator
 from dermkit.training.config import Training
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dermkit.training import distribute
 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 2
@@ -346,10 +350,16 @@ class Experiment:
     def make_split(self, records: Sequence[Record], classes: ClassIndex) -> Split:
         return self.split.split(records, classes)
 
-    def make_plan(self, train: Sequence[Record], classes: ClassIndex) -> TrainingPlan:
+    def make_plan(
+        self, train: Sequence[Record], classes: ClassIndex, *, batch_size: int | None = None
+    ) -> TrainingPlan:
+        """The balanced training plan; ``batch_size`` is the global batch of a step
+        (default: ``training.batch_size``, the batch of one device)."""
         plan = TrainingPlan(records=tuple(train))
         context = BalanceContext(
-            classes=classes, batch_size=self.training.batch_size, seed=self.training.seed
+            classes=classes,
+            batch_size=batch_size or self.training.batch_size,
+            seed=self.training.seed,
         )
         for balancer in self.balancers:
             plan = balancer.apply(plan, context)
@@ -364,15 +374,25 @@ class Experiment:
         read from the folder, not from the data. Without a run there, it starts one.
         Only one process at a time may write a run folder (see :mod:`dermkit.runlock`).
         """
+        import contextlib
+
         from dermkit import runlock
+        from dermkit.training import distribute
 
-        with runlock.hold(out_dir):
-            return self._run_locked(out_dir, resume=resume)
+        # first: a multi-worker strategy must exist before TensorFlow runs anything;
+        # only the chief writes (and locks) the run folder
+        placement = distribute.make_placement(self.training.distribute)
+        lock = runlock.hold(out_dir) if placement.chief else contextlib.nullcontext()
+        with lock:
+            return self._run_locked(out_dir, resume=resume, placement=placement)
 
-    def _run_locked(self, out_dir: str | Path, *, resume: bool) -> RunResult:
-        from dermkit.training import trainer
+    def _run_locked(
+        self, out_dir: str | Path, *, resume: bool, placement: distribute.Placement
+    ) -> RunResult:
+        from dermkit.training import distribute, trainer
         from dermkit.training.reload_check import check_model_reloads
 
+        fitting = distribute.fit_settings(self.training, placement)
         run_dir = Path(out_dir)
         existing = run_dir / CONFIG_FILE
         started_training = (run_dir / trainer.STATE).exists()
@@ -403,11 +423,15 @@ class Experiment:
         else:
             loaded, split = saved_inputs
         classes = loaded.classes
-        plan = self.make_plan(split.train, classes)
+        plan = self.make_plan(split.train, classes, batch_size=fitting.batch_size)
         loader = self.image_loader()
         resuming = resume and (run_dir / trainer.LAST_CHECKPOINT).exists()
         policy = _set_precision(self.training.mixed_precision)
+        placed = contextlib.ExitStack()
         try:
+            # a non-chief worker writes to a temporary folder, never into the run folder
+            out = placed.enter_context(distribute.worker_folder(run_dir, placement))
+            placed.enter_context(distribute.scope(placement))
             import keras
 
             keras.utils.set_random_seed(self.training.seed)
@@ -418,31 +442,37 @@ class Experiment:
                 self._check_feature_cache(model, plan)
                 self._check_stages(model, plan)
 
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic.write_json(existing, self.to_config())
-            _say(f"dermkit: run folder {run_dir}")
+            out.mkdir(parents=True, exist_ok=True)
+            atomic.write_json(out / CONFIG_FILE, self.to_config())
+            _say(f"dermkit: run folder {run_dir}" + ("" if placement.chief else " (the chief's)"))
+            if placement.strategy is not None:
+                _say(placement.describe(self.training.batch_size))
             if saved_inputs is None:
-                self._write_inputs(run_dir, loaded, split, plan)
+                self._write_inputs(out, loaded, split, plan)
             else:
                 _say(
                     f"dermkit: resuming with the run's own split ({len(split.train)} train / "
                     f"{len(split.val)} val / {len(split.test)} test images)"
                 )
-                atomic.write_json(run_dir / "plan.json", _plan_summary(plan, classes))
+                atomic.write_json(out / "plan.json", _plan_summary(plan, classes))
             result = trainer.fit(
                 model,
                 lambda: self.model.build(len(classes), self.input_size),
                 plan,
                 split.val,
                 loader,
-                self.training,
-                run_dir,
+                fitting,
+                out,
                 resume=resume,
+                extra_callbacks=distribute.stop_agreement(placement),
                 frozen_prefix_end=getattr(self.model, "frozen_prefix_end", None),
                 set_trainable_layers=getattr(self.model, "set_trainable_layers", None),
             )
         finally:
+            placed.close()
             _restore_precision(policy)
+        if not placement.chief:  # the chief evaluates and writes the report
+            return RunResult(run_dir=run_dir, history=result.history, metrics={})
         metrics = self.evaluate_run(run_dir, split, classes, loader, loaded, plan, result.history)
         return RunResult(run_dir=run_dir, history=result.history, metrics=metrics)
 

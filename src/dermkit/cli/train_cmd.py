@@ -28,6 +28,7 @@ from dermkit.cli.recipe import (
     refuse_changes,
 )
 from dermkit.errors import ConfigError, OutputError
+from dermkit.training.config import DISTRIBUTE_MODES
 
 OPTIMIZERS = ("adam", "adamax", "sgd", "adamw")
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -234,6 +235,15 @@ def add_training_arguments(
     )
 
     running = parser.add_argument_group("running")
+    running.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE_MODES,
+        help=h(
+            "distribute",
+            "train on several devices: mirrored (this machine's GPUs, else CPUs) or "
+            "multi_worker (the machines TF_CONFIG names); --batch-size is per device",
+        ),
+    )
     running.add_argument(
         "--limit", type=int, metavar="N", help=h("limit", "use about N images (smoke runs)")
     )

@@ -11,6 +11,7 @@ from dermkit.errors import ConfigError
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamax", "sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
 FEATURE_CACHE_MODES: tuple[str, ...] = ("auto", "on", "off")
+DISTRIBUTE_MODES: tuple[str, ...] = ("none", "mirrored", "multi_worker")
 
 
 @attrs.frozen(slots=True)
@@ -95,6 +96,8 @@ class Training:
     )
     epochs: int = attrs.field(default=25, validator=attrs.validators.ge(1))
     batch_size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    """Images per batch *per replica*: with ``distribute`` over N devices each step
+    trains on ``N * batch_size`` images (see docs/scaling.md)."""
     early_stopping: int | None = None
     monitor: Literal["val_balanced_accuracy", "val_accuracy", "val_loss"] = attrs.field(
         default="val_balanced_accuracy",
@@ -128,6 +131,12 @@ class Training:
     )
     """Dihedral views (1-8) cached per training image, each costing one pass of the
     prefix. ``None``: all 8 when the plan flips or turns images, else 1."""
+    distribute: Literal["none", "mirrored", "multi_worker"] = attrs.field(
+        default="none", validator=attrs.validators.in_(DISTRIBUTE_MODES)
+    )
+    """``tf.distribute`` strategy: ``"mirrored"`` over every GPU of this machine (else
+    its CPUs), ``"multi_worker"`` across the machines ``TF_CONFIG`` names. Synchronous
+    data parallelism; see :mod:`dermkit.training.distribute`."""
     stages: tuple[Stage, ...] = attrs.field(default=(), converter=_stages)
     """Stages after the first (which is this configuration itself), e.g. a fine-tuning
     stage that unfreezes the last blocks at a lower learning rate: see

@@ -78,8 +78,10 @@ def predict_probabilities(
     """Class probabilities for ``records`` in order, shape ``(len(records), classes)``."""
     if not records:
         return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
+    from dermkit.training.distribute import predict
+
     stream = evaluation_stream(records, loader, batch_size=batch_size)
-    return np.asarray(model.predict(stream, verbose=0), dtype=np.float64)
+    return np.asarray(predict(model, stream), dtype=np.float64)
 
 
 def validation_logs(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
