@@ -130,8 +130,12 @@ def test_a_stage_the_model_cannot_honour_stops_before_the_run_folder(
 ) -> None:
     from dermkit.models.lfn import LFN
 
+    import attrs
+
     training = Training(epochs=1, batch_size=8, verbose=0).then_fine_tune(4)
-    experiment = _experiment(tiny_data, "", training, model=LFN(dense=(8,)))
+    experiment = attrs.evolve(
+        _experiment(tiny_data, "", training, model=LFN(dense=(8,))), image_size=64
+    )
     with pytest.raises(ConfigError, match="cannot be re-frozen"):
         experiment.run(tmp_path / "run")
     assert not (tmp_path / "run").exists()
