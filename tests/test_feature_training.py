@@ -121,3 +121,39 @@ def test_feature_cache_on_without_a_frozen_prefix_stops_before_the_run_folder(
     with pytest.raises(ConfigError, match="nothing in the model is frozen"):
         experiment.run(tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_cut_is_pushed_through_frozen_layers_and_caches_the_frontier() -> None:
+    from dermkit.features.cut import split_at
+    from dermkit.models.applications import ResNet50
+
+    factory = ResNet50(weights=None, trainable_layers=4)
+    model = factory.build(4, input_size=32)
+    cut = split_at(model, factory.frozen_prefix_end(model) or "")
+    # conv5_block3's first two convolutions are frozen: the prefix takes them, and the
+    # shortcut from conv5_block2_out is cached beside their output
+    assert cut.layer == "conv5_block3_2_relu"
+    assert cut.frontier == ("conv5_block2_out", "conv5_block3_2_relu")
+    trained = {w.path.split("/")[0] for w in cut.tail.trainable_weights}
+    assert "conv5_block3_3_conv" in trained and "conv5_block3_2_conv" not in trained
+    x = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3)).astype("float32")
+    direct = np.asarray(model.predict_on_batch(x))
+    through_cut = np.asarray(cut.tail.predict_on_batch(cut.prefix.predict_on_batch(x)))
+    np.testing.assert_allclose(through_cut, direct, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_cached_and_uncached_training_agree_across_a_residual_cut(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import attrs
+
+    from dermkit.models.applications import ResNet50
+
+    cache = str(tmp_path / "cache")
+    model = ResNet50(weights=None, trainable_layers=4)
+    pixels = attrs.evolve(_experiment(tiny_data, cache, feature_cache="off"), model=model)
+    cached = attrs.evolve(_experiment(tiny_data, cache, feature_cache="on"), model=model)
+    a = pixels.run(tmp_path / "pixels").history["loss"]
+    b = cached.run(tmp_path / "cached").history["loss"]
+    np.testing.assert_allclose(b, a, rtol=2e-2)

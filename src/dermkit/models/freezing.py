@@ -42,7 +42,8 @@ def freeze_all_but_last(layers: Sequence[Any], trainable_layers: int, *, model: 
         layer.trainable = index >= first_trainable
 
 
-def _is_random(layer: Any) -> bool:
+def is_random_layer(layer: Any) -> bool:
+    """Whether a layer draws random numbers in training (dropout, noise, random augmentation)."""
     name = type(layer).__name__
     return any(marker in name for marker in _RANDOM_LAYER_MARKERS)
 
@@ -72,7 +73,7 @@ def frozen_prefix_end(model: keras.Model) -> str | None:
 
     prefix_length = len(layers)
     for index, layer in enumerate(layers):
-        if layer.trainable_weights or _is_random(layer):
+        if layer.trainable_weights or is_random_layer(layer):
             prefix_length = index
             break
 
