@@ -128,9 +128,9 @@ def test_interrupted_second_stage_resumes_exactly(
 def test_a_stage_the_model_cannot_honour_stops_before_the_run_folder(
     tiny_data: Path, tmp_path: Path
 ) -> None:
-    from dermkit.models.lfn import LFN
-
     import attrs
+
+    from dermkit.models.lfn import LFN
 
     training = Training(epochs=1, batch_size=8, verbose=0).then_fine_tune(4)
     experiment = attrs.evolve(

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import TALLY
+
+from .faults import TALLY
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from faults import assert_complete_history, leftovers
 
 from dermkit.cli.main import main
+
+from .faults import assert_complete_history, leftovers
 
 Damage = Callable[[Path], None]
 

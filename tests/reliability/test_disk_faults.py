@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faults import (
+
+from dermkit import atomic
+from dermkit.cli.main import main
+
+from .faults import (
     assert_complete_history,
     cli_env,
     epochs_done,
@@ -23,9 +27,6 @@ from faults import (
     model_weights,
     train_command,
 )
-
-from dermkit import atomic
-from dermkit.cli.main import main
 
 
 def test_an_injected_full_disk_mid_run_is_reported_and_the_run_resumes(

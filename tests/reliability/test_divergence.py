@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from faults import assert_complete_history, leftovers, model_weights
 
 from dermkit.errors import DataError
 from dermkit.training.guards import TrainingDiverged
+
+from .faults import assert_complete_history, leftovers, model_weights
 
 NEVER = 10**9
 

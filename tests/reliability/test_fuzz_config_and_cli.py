@@ -14,11 +14,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from faults import TALLY, survives
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dermkit.errors import DermkitError
+
+from .faults import TALLY, survives
 
 FUZZ = settings(
     max_examples=150,

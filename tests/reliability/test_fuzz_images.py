@@ -8,12 +8,13 @@ import struct
 import zlib
 
 import numpy as np
-from faults import survives
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dermkit.data.images import decode_image
 from dermkit.errors import DataError
+
+from .faults import survives
 
 FUZZ = settings(
     max_examples=150,

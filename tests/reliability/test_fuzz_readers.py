@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from faults import survives
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,8 @@ from dermkit.data.folder import ImageFolder
 from dermkit.data.ham10000 import HAM10000
 from dermkit.data.isic import ISICGroundTruth
 from dermkit.data.open import open_dataset
+
+from .faults import survives
 
 FUZZ = settings(
     max_examples=100,

@@ -19,7 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faults import (
+
+from dermkit.cli.main import main
+
+from .faults import (
     assert_complete_history,
     epochs_done,
     finish,
@@ -31,8 +34,6 @@ from faults import (
     train_command,
     wait_for,
 )
-
-from dermkit.cli.main import main
 
 EPOCHS = 4
 SEED = 20240611

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from faults import cli_env
+from .faults import cli_env
 
 FILL = """
 import hashlib, json, sys
