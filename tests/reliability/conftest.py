@@ -29,7 +29,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One finished two-epoch run, trained once for every test that damages a copy."""
-    from faults import train_command
+    from .faults import train_command
 
     from dermkit.cli.main import main
 
