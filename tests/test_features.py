@@ -48,16 +48,38 @@ def test_prefix_then_tail_equals_the_model() -> None:
     whole = np.asarray(model(images))
     parts = np.asarray(cut.tail(cut.prefix(images)))
     np.testing.assert_allclose(parts, whole, atol=1e-6)
-    assert cut.feature_shape == (16, 16, 4)
+    # pushed through the weightless pooling after the block: only the Dense layer trains
+    assert cut.layer == "pool" and cut.feature_shape == (4,) and cut.frontier == ()
     # The tail shares the model's layers: changing one changes the other.
     dense = cut.tail.get_layer("predictions")
     assert dense is model.get_layer("predictions")
 
 
-def test_a_cut_inside_a_residual_block_is_refused() -> None:
-    model = _residual_model()
-    with pytest.raises(ConfigError, match="cannot be cut"):
-        split_at(model, "inner")
+def test_a_cut_inside_a_residual_block_caches_the_shortcut_too() -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    image = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Conv2D(4, 3, padding="same", name="stem")(image)
+    y = keras.layers.Conv2D(4, 3, padding="same", name="inner")(x)
+    y = keras.layers.Conv2D(4, 3, padding="same", name="inner_trained")(y)
+    x = keras.layers.Add(name="block_out")([x, y])
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(image, keras.layers.Dense(3, name="predictions")(x))
+    model.get_layer("stem").trainable = False
+    model.get_layer("inner").trainable = False
+
+    cut = split_at(model, "stem")  # the factory's single-tensor cut, pushed to "inner"
+    assert cut.layer == "inner" and cut.frontier == ("stem", "inner")
+    assert cut.feature_shape == (2 * 16 * 16 * 4,)
+    images = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(
+        np.asarray(cut.tail(cut.prefix(images))), np.asarray(model(images)), atol=1e-5
+    )
+    assert {w.path.split("/")[0] for w in cut.tail.trainable_weights} == {
+        "inner_trained",
+        "predictions",
+    }
     with pytest.raises(ConfigError, match="no layer"):
         split_at(model, "nonexistent")
 
@@ -94,7 +116,7 @@ def test_cache_computes_once_and_reads_back_every_view(tmp_path: Path, write_ima
 
     cache = FeatureCache(tmp_path / "features")
     first = cache.features(prefix, key, cut.feature_shape, paths, loader, views=3, batch_size=2)
-    assert first.shape == (5, 3, 16, 16, 4) and first.dtype == np.float16
+    assert first.shape == (5, 3, *cut.feature_shape) and first.dtype == np.float16
     assert cache.computed == 15 and sum(calls) == 15
     # Each view is the prefix applied to that view of the image.
     images = loader.load_batch(paths)

@@ -29,9 +29,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def finished_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One finished two-epoch run, trained once for every test that damages a copy."""
-    from .faults import train_command
-
     from dermkit.cli.main import main
+
+    from .faults import train_command
 
     run = tmp_path_factory.mktemp("finished") / "run"
     assert main(train_command(tiny_data, run, 2)[3:]) == 0
