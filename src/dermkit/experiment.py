@@ -374,8 +374,6 @@ class Experiment:
         read from the folder, not from the data. Without a run there, it starts one.
         Only one process at a time may write a run folder (see :mod:`dermkit.runlock`).
         """
-        import contextlib
-
         from dermkit import runlock
         from dermkit.training import distribute
 
@@ -439,8 +437,7 @@ class Experiment:
             if not resuming:
                 model = self.model.build(len(classes), self.input_size)
                 check_model_reloads(model, model_name=plugins_name(self.model))
-                self._check_feature_cache(model, plan)
-                self._check_stages(model, plan)
+                self._check_fit_settings(model, plan)
 
             out.mkdir(parents=True, exist_ok=True)
             atomic.write_json(out / CONFIG_FILE, self.to_config())
@@ -476,29 +473,26 @@ class Experiment:
         metrics = self.evaluate_run(run_dir, split, classes, loader, loaded, plan, result.history)
         return RunResult(run_dir=run_dir, history=result.history, metrics=metrics)
 
-    def _check_feature_cache(self, model: Any, plan: TrainingPlan) -> None:
-        """Refuse a feature-cache setting the model cannot honour before the run folder
-        is written (the trainer makes the same decision again when it fits)."""
+    def _check_fit_settings(self, model: Any, plan: TrainingPlan) -> None:
+        """Refuse what the model cannot honour before the run folder is written (the
+        trainer decides the same again when it fits): a feature-cache setting, in the
+        first stage or a later one, and a re-freezing asked of a model whose factory
+        cannot re-freeze or that has too few layers."""
         from dermkit.features.training import choose
 
-        prefix_end = getattr(self.model, "frozen_prefix_end", None)
-        cut = prefix_end(model) if prefix_end is not None else None
-        choose(self.training.feature_cache, self.training.cache_views, plan, cut, model.name)
-
-    def _check_stages(self, model: Any, plan: TrainingPlan) -> None:
-        """Refuse later training stages the model cannot honour, before the run folder
-        is written: a re-freezing asked of a model whose factory cannot re-freeze, too
-        many trainable layers, or ``feature_cache="on"`` with nothing left frozen."""
-        from dermkit.features.training import choose
-
-        stages = self.training.stages
-        if not stages:
-            return
         setter = getattr(self.model, "set_trainable_layers", None)
         prefix_end = getattr(self.model, "frozen_prefix_end", None)
+
+        def check_cache(mode: str) -> None:
+            cut = prefix_end(model) if prefix_end is not None else None
+            choose(mode, self.training.cache_views, plan, cut, model.name)
+
+        check_cache(self.training.feature_cache)
+        if not self.training.stages:
+            return
         flags = [(layer, layer.trainable) for layer in model.layers]
         try:
-            for number, stage in enumerate(stages, start=2):
+            for number, stage in enumerate(self.training.stages, start=2):
                 if stage.trainable_layers is not None:
                     if setter is None:
                         raise ConfigError(
@@ -509,8 +503,7 @@ class Experiment:
                             "model (resnet50, inception_v3, efficientnet_lite*)",
                         )
                     setter(model, stage.trainable_layers)
-                cut = prefix_end(model) if prefix_end is not None else None
-                choose(stage.feature_cache, self.training.cache_views, plan, cut, model.name)
+                check_cache(stage.feature_cache)
         finally:
             for layer, flag in flags:
                 layer.trainable = flag

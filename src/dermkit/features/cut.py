@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dermkit.errors import ConfigError
-from dermkit.models.freezing import is_random_layer
+from dermkit.models.freezing import is_frozen_and_deterministic, parent_positions
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -47,24 +47,6 @@ class ModelCut:
     def feature_shape(self) -> tuple[int, ...]:
         """Shape of one image's activations at the cut (no batch axis)."""
         return tuple(int(d) for d in self.prefix.output.shape[1:])
-
-
-def _frozen_and_deterministic(layer: Any) -> bool:
-    """A layer the prefix may swallow: nothing in it trains and nothing in it is random."""
-    return not layer.trainable_weights and not is_random_layer(layer)
-
-
-def _readers(layers: list[Any]) -> dict[int, set[int]]:
-    """For each layer position, the positions of the layers that read its output."""
-    position = {id(layer): index for index, layer in enumerate(layers)}
-    readers: dict[int, set[int]] = {index: set() for index in range(len(layers))}
-    for index, layer in enumerate(layers):
-        for node in getattr(layer, "_inbound_nodes", ()):
-            for parent in node.parent_nodes:
-                source = position.get(id(parent.operation))
-                if source is not None:
-                    readers[source].add(index)
-    return readers
 
 
 def split_at(model: keras.Model, layer: str) -> ModelCut:
@@ -128,12 +110,12 @@ def _pushed_cut(model: Any, layers: list[Any], start: int) -> tuple[int, list[in
     end = start
     while (
         end + 1 < len(layers)
-        and _frozen_and_deterministic(layers[end + 1])
+        and is_frozen_and_deterministic(layers[end + 1])
         and id(layers[end + 1].output) not in outputs
     ):
         end += 1
-    readers = _readers(layers)
-    frontier = [i for i in range(end + 1) if i == end or any(r > end for r in readers[i])]
+    read_after_end = {p for parents in parent_positions(layers)[end + 1 :] for p in parents}
+    frontier = [i for i in range(end + 1) if i == end or i in read_after_end]
     inputs = {id(t) for t in model.inputs}
     if any(id(layers[i].output) in inputs for i in frontier):
         return start, [start]

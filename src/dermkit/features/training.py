@@ -22,6 +22,7 @@ from dermkit.errors import ConfigError
 from dermkit.features.cut import ModelCut, split_at
 from dermkit.features.store import FeatureCache, prefix_key
 from dermkit.features.views import DIHEDRAL_VIEWS
+from dermkit.training.config import FEATURE_CACHE_MODES
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from dermkit.training.stream import Stream
 
 FeatureCacheMode = Literal["auto", "on", "off"]
-FEATURE_CACHE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 CACHEABLE_AUGMENTATIONS: frozenset[str] = frozenset({"flip", "rotate90"})
 """Exact, finite augmentations: kept by caching several dihedral views."""

@@ -48,6 +48,17 @@ def is_random_layer(layer: Any) -> bool:
     return any(marker in name for marker in _RANDOM_LAYER_MARKERS)
 
 
+def is_frozen_and_deterministic(layer: Any) -> bool:
+    """A layer a frozen prefix may hold: nothing in it trains and nothing in it is random."""
+    return not layer.trainable_weights and not is_random_layer(layer)
+
+
+def parent_positions(layers: Sequence[Any]) -> list[list[int]]:
+    """For each of ``layers`` (a functional model's, in order), the positions it reads."""
+    position = {id(layer): index for index, layer in enumerate(layers)}
+    return [_parents(layer, position) for layer in layers]
+
+
 def _parents(layer: Any, known: dict[int, int]) -> list[int]:
     """Positions (in ``known``) of the layers whose outputs ``layer`` consumes."""
     found: list[int] = []
@@ -68,12 +79,11 @@ def frozen_prefix_end(model: keras.Model) -> str | None:
     reads the output of a layer before ``i``.
     """
     layers = list(model.layers)
-    position = {id(layer): index for index, layer in enumerate(layers)}
-    parents = [_parents(layer, position) for layer in layers]
+    parents = parent_positions(layers)
 
     prefix_length = len(layers)
     for index, layer in enumerate(layers):
-        if layer.trainable_weights or is_random_layer(layer):
+        if not is_frozen_and_deterministic(layer):
             prefix_length = index
             break
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 
@@ -11,6 +11,7 @@ from dermkit.errors import ConfigError
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamax", "sgd", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")
 FEATURE_CACHE_MODES: tuple[str, ...] = ("auto", "on", "off")
+_Options = TypeVar("_Options", bound="attrs.AttrsInstance")
 DISTRIBUTE_MODES: tuple[str, ...] = ("none", "mirrored", "multi_worker")
 
 
@@ -50,20 +51,27 @@ class Stage:
                 where="training options: stages",
                 hint='e.g. {"epochs": 5, "learning_rate": 1e-4, "trainable_layers": 40}',
             )
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown stage option(s) {', '.join(unknown)}",
-                where="training options: stages",
-                hint=f"valid options are {', '.join(sorted(known))}",
-            )
-        try:
-            return cls(**config)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(
-                f"invalid training stage: {error}", where="training options: stages"
-            ) from None
+        return _from_options(
+            cls, config, unknown="stage", invalid="training stage", where="training options: stages"
+        )
+
+
+def _from_options(
+    cls: type[_Options], config: dict[str, Any], *, unknown: str, invalid: str, **where: str
+) -> _Options:
+    """``cls(**config)``, with a :class:`ConfigError` for unknown or invalid options."""
+    known = {f.name for f in attrs.fields(cls)}
+    extra = sorted(set(config) - known)
+    if extra:
+        raise ConfigError(
+            f"unknown {unknown} option(s) {', '.join(extra)}",
+            hint=f"valid options are {', '.join(sorted(known))}",
+            **where,
+        )
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid {invalid}: {error}", **where) from None
 
 
 def _stages(value: object) -> tuple[Stage, ...]:
@@ -189,14 +197,4 @@ class Training:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Training:
-        known = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown training option(s) {', '.join(unknown)}",
-                hint=f"valid options are {', '.join(sorted(known))}",
-            )
-        try:
-            return cls(**config)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"invalid training options: {error}") from None
+        return _from_options(cls, config, unknown="training", invalid="training options")

@@ -107,7 +107,7 @@ def start(
 ) -> keras.Model:
     """The model a later stage trains: the best so far, re-frozen, with a fresh optimizer."""
     from dermkit.models import load_model
-    from dermkit.training.trainer import make_optimizer
+    from dermkit.training.trainer import compile_for_training, make_optimizer
 
     if best_model.exists():
         model = load_model(best_model)
@@ -121,15 +121,11 @@ def start(
                 "(resnet50, inception_v3, efficientnet_lite*)",
             )
         set_trainable_layers(model, stage.trainable_layers)
-    model.compile(
-        optimizer=make_optimizer(
-            attrs.evolve(training, learning_rate=stage.learning_rate, epochs=stage.epochs),
-            steps_per_epoch,
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=training.jit_compile,
+    optimizer = make_optimizer(
+        attrs.evolve(training, learning_rate=stage.learning_rate, epochs=stage.epochs),
+        steps_per_epoch,
     )
+    compile_for_training(model, optimizer, training.jit_compile)
     return model
 
 

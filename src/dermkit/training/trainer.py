@@ -55,6 +55,16 @@ class FitResult:
     stopped_early: bool
 
 
+def compile_for_training(model: Any, optimizer: Any, jit_compile: bool | str = "auto") -> None:
+    """The one loss and metric every fit uses (a whole model, a cached tail, a new stage)."""
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+
+
 def make_optimizer(training: Training, steps_per_epoch: int) -> Any:
     import keras
 
@@ -209,11 +219,7 @@ def _fit_inputs(
             cache=cache,
         )
         tail = features.cut.tail
-        tail.compile(
-            optimizer=model.optimizer,
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        compile_for_training(tail, model.optimizer)
         stream = features.stream(
             plan,
             batch_size=training.batch_size,
@@ -283,11 +289,8 @@ def fit(
     else:
         if model is None:
             model = build_model()
-        model.compile(
-            optimizer=make_optimizer(training, _steps(plan, training)),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            jit_compile=training.jit_compile,
+        compile_for_training(
+            model, make_optimizer(training, _steps(plan, training)), training.jit_compile
         )
     assert model is not None
     started = time.perf_counter()
