@@ -165,3 +165,18 @@ def test_training_curves_mark_where_each_later_stage_starts(tmp_path: Path) -> N
     assert _stage_starts(history) == [(2, 3), (3, 5)]
     assert _stage_starts({"loss": [1.0]}) == []
     assert plot_training_curves(history, tmp_path / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"fine_tune": -5}, "trainable_layers' must be >= -1"),
+        ({"fine_tune": 2, "fine_tune_epochs": 0}, "'epochs' must be >= 1"),
+        ({"fine_tune": 2, "fine_tune_lr": -1.0}, "'learning_rate' must be > 0"),
+    ],
+)
+def test_bad_fine_tune_values_are_a_config_error(values: dict[str, Any], message: str) -> None:
+    from dermkit.cli.recipe import _apply_settings, default_recipe
+
+    with pytest.raises(ConfigError, match=message):
+        _apply_settings(default_recipe(), values)

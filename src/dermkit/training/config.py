@@ -168,11 +168,15 @@ class Training:
         learning rate and a random head wrecks its features; the first stage gives
         the head sensible weights before any backbone weight moves.
         """
-        stage = Stage(
-            epochs=epochs,
-            learning_rate=self.learning_rate / 10 if learning_rate is None else learning_rate,
-            trainable_layers=trainable_layers,
-            feature_cache=feature_cache,
+        stage = Stage.from_config(
+            {
+                "epochs": epochs,
+                "learning_rate": self.learning_rate / 10
+                if learning_rate is None
+                else learning_rate,
+                "trainable_layers": trainable_layers,
+                "feature_cache": feature_cache,
+            }
         )
         return attrs.evolve(self, stages=(*self.stages, stage))
 
