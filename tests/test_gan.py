@@ -65,6 +65,14 @@ def test_config_round_trips_and_derives_widths() -> None:
     assert GanConfig(image_size=128, g_width=8).generator_widths() == (64, 64, 32, 16, 8)
 
 
+def test_a_gan_json_from_before_d_steps_resumes_with_one_discriminator_step() -> None:
+    written = GanConfig(d_steps=3).to_config()
+    assert GanConfig.from_config(written).d_steps == 3
+    del written["d_steps"]
+    assert GanConfig.from_config(written).d_steps == 1
+    assert GanConfig().d_steps == 2  # new runs: two discriminator steps per generator step
+
+
 @pytest.mark.parametrize(
     ("changes", "where"),
     [
@@ -74,6 +82,7 @@ def test_config_round_trips_and_derives_widths() -> None:
         ({"classes": ("df", "df")}, "classes"),
         ({"ema_decay": 1.0}, "ema_decay"),
         ({"steps": 0}, "steps"),
+        ({"d_steps": 0}, "d_steps"),
     ],
 )
 def test_config_refuses_bad_options(changes: dict[str, Any], where: str) -> None:
@@ -230,6 +239,23 @@ def test_step_inputs_depend_only_on_seed_and_step() -> None:
     assert a.real.min() >= -1.0 and a.real.max() <= 1.0
 
 
+def test_each_discriminator_step_of_a_training_step_gets_its_own_batch() -> None:
+    from dermkit.gan.step import GanStep, build_models, step_inputs
+
+    images, labels = toy_images()
+    one, two = tiny_config(), tiny_config(d_steps=2)
+    single, double = step_inputs(images, labels, one, 3), step_inputs(images, labels, two, 3)
+    assert double.real.shape[0] == double.z_d.shape[0] == 2 * two.batch_size
+    assert double.seed_d.shape == (2, 2)
+    assert not np.array_equal(double.real[:4], double.real[4:])
+    assert single.z_g.shape == double.z_g.shape
+
+    models = build_models(two)
+    GanStep(models, two)(double)
+    assert int(models.opt_d.iterations.numpy()) == 2
+    assert int(models.opt_g.iterations.numpy()) == 1
+
+
 def test_one_step_lowers_the_discriminator_and_the_generator_loss() -> None:
     from dermkit.gan.step import GanStep, build_models, step_inputs
 
@@ -360,6 +386,52 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     kid_rows = json.loads((tmp_path / "resumed" / "kid.json").read_text())
     assert [row["step"] for row in kid_rows] == [2, 4]
     assert {"kid_df", "kid_vasc", "kid_all"} <= set(kid_rows[0])
+
+
+def test_a_spent_time_budget_stops_cleanly_and_the_run_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dermkit.gan import train as train_module
+    from dermkit.gan.train import GanTrainer
+
+    images, labels = toy_images()
+    config = tiny_config(steps=3, d_steps=1, log_every=1, sample_every=100, kid_every=0)
+    clock = [1000.0]
+    real_inputs = train_module.step_inputs
+
+    def slow_second_step(*args: Any) -> Any:
+        if args[3] == 1:  # step 2 takes "an hour"
+            clock[0] += 3600.0
+        return real_inputs(*args)
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter() -> float:
+            return clock[0]
+
+    monkeypatch.setattr(train_module, "step_inputs", slow_second_step)
+    monkeypatch.setattr(train_module, "time", FakeTime)
+    log = io.StringIO()
+    result = GanTrainer(config, images, labels, tmp_path, stream=log).fit(max_minutes=30)
+    assert result.steps_done == 2 and result.out_of_time and not result.interrupted
+    assert "30-minute budget is spent at step 2" in log.getvalue()
+    assert json.loads((tmp_path / "state.json").read_text())["step"] == 2
+    assert (tmp_path / "generator.keras").is_file()
+
+    resumed = GanTrainer(config, images, labels, tmp_path, quiet=True).fit(resume=True)
+    assert resumed.steps_done == 3 and not resumed.out_of_time
+
+
+@pytest.mark.parametrize("minutes", [0.0, -5.0, float("nan"), float("inf")])
+def test_a_time_budget_that_is_not_a_positive_number_is_refused(
+    tmp_path: Path, minutes: float
+) -> None:
+    from dermkit.gan.train import GanTrainer
+
+    images, labels = toy_images()
+    with pytest.raises(ConfigError, match="positive number of minutes"):
+        GanTrainer(tiny_config(), images, labels, tmp_path / "run").fit(max_minutes=minutes)
+    assert not (tmp_path / "run").exists()
 
 
 def test_trainer_refuses_images_of_the_wrong_size(tmp_path: Path) -> None:

@@ -77,6 +77,12 @@ def _register_train(commands: Any) -> None:
     )
     train.add_argument("--image-size", type=int, default=64, help="16-256, a power of two")
     train.add_argument("--steps", type=int, default=None, help="training steps (default 10000)")
+    train.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="stop cleanly after this many minutes (resumable); the run's steps still cap it",
+    )
     train.add_argument("--val", type=float, default=0.15, help="validation fraction")
     train.add_argument("--test", type=float, default=0.15, help="test fraction")
     train.add_argument("--seed", type=int, default=0, help="split and training seed")
@@ -84,8 +90,11 @@ def _register_train(commands: Any) -> None:
     train.add_argument("--g-width", type=int, default=8, help="generator channels at full size")
     train.add_argument("--d-width", type=int, default=8, help="discriminator channels, ditto")
     train.add_argument("--z-dim", type=int, default=128)
-    train.add_argument("--lr-g", type=float, default=2e-4)
-    train.add_argument("--lr-d", type=float, default=2e-4)
+    train.add_argument(
+        "--d-steps", type=int, default=2, help="discriminator updates per generator update"
+    )
+    train.add_argument("--lr-g", type=float, default=1e-4)
+    train.add_argument("--lr-d", type=float, default=4e-4)
     train.add_argument("--ema-decay", type=float, default=0.999)
     train.add_argument(
         "--augment", default="color,translation,cutout", help="DiffAugment policy, or none"
@@ -165,6 +174,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         g_width=args.g_width,
         d_width=args.d_width,
         batch_size=args.batch_size,
+        d_steps=args.d_steps,
         lr_g=args.lr_g,
         lr_d=args.lr_d,
         ema_decay=args.ema_decay,
@@ -195,6 +205,7 @@ def run_train(args: argparse.Namespace) -> int:
         classifier=args.classifier,
         resume=args.resume,
         steps=args.steps,
+        max_minutes=args.minutes,
         quiet=args.quiet,
         say=_say,
     )

@@ -46,13 +46,15 @@ def train_gan(
     classifier: str | Path | None = None,
     resume: bool = False,
     steps: int | None = None,
+    max_minutes: float | None = None,
     quiet: bool = False,
     say: Callable[[str], None] = _say,
 ) -> TrainResult:
     """Start (or with ``resume`` continue) a generator run in ``out``.
 
     On resume every option comes from the run's ``gan.json`` except ``steps``, which
-    may raise the step count to train on. ``features``/``classifier`` choose the
+    may raise the step count to train on, and ``max_minutes``, this session's wall-clock
+    budget (see :meth:`GanTrainer.fit`). ``features``/``classifier`` choose the
     network for the KID logged during training (see
     :func:`dermkit.gan.quality.resolve_extractor`).
     """
@@ -63,7 +65,9 @@ def train_gan(
         read_split_manifest,
         write_split_manifest,
     )
+    from dermkit.gan.train import check_budget
 
+    check_budget(max_minutes)
     folder = Path(out)
     if (folder / STATE).exists() and not resume:
         raise ConfigError(
@@ -127,7 +131,7 @@ def train_gan(
     trainer = GanTrainer(
         config, prepared.images, prepared.labels, folder, extractor=extractor, quiet=quiet
     )
-    return trainer.fit(resume=resume)
+    return trainer.fit(resume=resume, max_minutes=max_minutes)
 
 
 def _check_same_images(run: GanRun, prepared: GanData) -> None:

@@ -121,8 +121,10 @@ class GanConfig:
     d_width: int = attrs.field(default=8, validator=_positive_int)
     batch_size: int = attrs.field(default=16, validator=_positive_int)
     steps: int = attrs.field(default=10_000, validator=_positive_int)
-    lr_g: float = attrs.field(default=2e-4, validator=_positive_float)
-    lr_d: float = attrs.field(default=2e-4, validator=_positive_float)
+    d_steps: int = attrs.field(default=2, validator=_positive_int)
+    """Discriminator updates per generator update (BigGAN's ``num_D_steps``)."""
+    lr_g: float = attrs.field(default=1e-4, validator=_positive_float)
+    lr_d: float = attrs.field(default=4e-4, validator=_positive_float)
     beta1: float = attrs.field(default=0.0, validator=_unit_interval)
     beta2: float = attrs.field(default=0.999, validator=_unit_interval)
     ema_decay: float = attrs.field(default=0.999, validator=_unit_interval)
@@ -170,4 +172,8 @@ class GanConfig:
                 where="gan.json",
                 hint=f"valid options are {', '.join(sorted(known))}",
             )
-        return cls(**dict(config))
+        values = dict(config)
+        # gan.json files written before d_steps existed were trained with one
+        # discriminator step per generator step; resuming them must keep it.
+        values.setdefault("d_steps", 1)
+        return cls(**values)

@@ -7,7 +7,12 @@ an uninterrupted run would have taken.
 
 Losses are the hinge losses of SNGAN/BigGAN: the discriminator minimises
 ``E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]``, the generator minimises ``-E[D(G(z))]``.
-One discriminator step, then one generator step, then the moving average.
+``d_steps`` discriminator steps (each on its own real batch and latents), then one
+generator step, then the moving average. With one discriminator step per generator
+step and equal learning rates, the discriminator of a small run falls to chance
+(hinge loss stuck at 2) and stops teaching the generator; BigGAN's remedy is several
+discriminator steps per generator step and a discriminator learning rate above the
+generator's (docs/gan.md has the measurements).
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ class StepInputs:
     """Everything random that one step consumes, drawn up front from ``(seed, step)``."""
 
     real: np.ndarray
-    """Real images, float32 in [-1, 1], ``(batch, s, s, 3)``."""
+    """Real images, float32 in [-1, 1], ``(d_steps * batch, s, s, 3)``: one batch per
+    discriminator step."""
     labels: np.ndarray
-    """Their class indices (int32); the fakes of this step use the same labels."""
+    """Their class indices (int32); the fakes of each discriminator step use the same
+    labels, the generator step those of the last batch."""
     z_d: np.ndarray
     z_g: np.ndarray
     seed_d: np.ndarray
@@ -65,16 +72,17 @@ def step_inputs(images: np.ndarray, labels: np.ndarray, config: GanConfig, step:
     rng = np.random.default_rng([config.seed, step, 0x6A4])
     count = len(images)
     batch = config.batch_size
-    index = rng.choice(count, size=batch, replace=count < batch)
+    draws = batch * config.d_steps
+    index = rng.choice(count, size=draws, replace=count < draws)
     real = images[index]
     if config.dihedral:
         real = dihedral(real, rng)
     return StepInputs(
         real=to_unit_range(real),
         labels=labels[index].astype(np.int32),
-        z_d=rng.standard_normal((batch, config.z_dim), dtype=np.float32),
+        z_d=rng.standard_normal((draws, config.z_dim), dtype=np.float32),
         z_g=rng.standard_normal((batch, config.z_dim), dtype=np.float32),
-        seed_d=rng.integers(0, 2**31 - 1, size=2, dtype=np.int64),
+        seed_d=rng.integers(0, 2**31 - 1, size=(config.d_steps, 2), dtype=np.int64),
         seed_g=rng.integers(0, 2**31 - 1, size=2, dtype=np.int64),
         ema_decay=ema_decay_at(config, step),
     )
@@ -211,8 +219,13 @@ class GanStep:
     ) -> dict[str, Any]:
         import tensorflow as tf
 
-        d_loss, real_scores, fake_scores = self._discriminator_update(real, labels, z_d, seed_d)
-        g_loss = self._generator_update(labels, z_g, seed_g)
+        batch = self.config.batch_size
+        for index in range(self.config.d_steps):
+            part = slice(index * batch, (index + 1) * batch)
+            d_loss, real_scores, fake_scores = self._discriminator_update(
+                real[part], labels[part], z_d[part], seed_d[index]
+            )
+        g_loss = self._generator_update(labels[-batch:], z_g, seed_g)
         self._update_average(ema_decay)
         return {
             "d_loss": d_loss,
@@ -241,11 +254,12 @@ class GanStep:
         """Only the discriminator half of a step; returns its loss before the update."""
         import tensorflow as tf
 
+        batch = self.config.batch_size
         loss, _, _ = self._d_update(
-            tf.constant(inputs.real),
-            tf.constant(inputs.labels),
-            tf.constant(inputs.z_d),
-            tf.constant(inputs.seed_d),
+            tf.constant(inputs.real[:batch]),
+            tf.constant(inputs.labels[:batch]),
+            tf.constant(inputs.z_d[:batch]),
+            tf.constant(inputs.seed_d[0]),
         )
         return float(loss)
 
@@ -254,7 +268,9 @@ class GanStep:
         import tensorflow as tf
 
         loss = self._g_update(
-            tf.constant(inputs.labels), tf.constant(inputs.z_g), tf.constant(inputs.seed_g)
+            tf.constant(inputs.labels[-self.config.batch_size :]),
+            tf.constant(inputs.z_g),
+            tf.constant(inputs.seed_g),
         )
         return float(loss)
 
@@ -271,15 +287,19 @@ class GanStep:
             for variable in model.non_trainable_weights
         ]
         kept = [variable.numpy() for variable in state]
+        batch = self.config.batch_size
         try:
-            labels = tf.constant(inputs.labels)
             d_loss, _, _ = self._d_loss(
-                tf.constant(inputs.real),
-                labels,
-                tf.constant(inputs.z_d),
-                tf.constant(inputs.seed_d),
+                tf.constant(inputs.real[:batch]),
+                tf.constant(inputs.labels[:batch]),
+                tf.constant(inputs.z_d[:batch]),
+                tf.constant(inputs.seed_d[0]),
             )
-            g_loss = self._g_loss(labels, tf.constant(inputs.z_g), tf.constant(inputs.seed_g))
+            g_loss = self._g_loss(
+                tf.constant(inputs.labels[-batch:]),
+                tf.constant(inputs.z_g),
+                tf.constant(inputs.seed_g),
+            )
         finally:
             for variable, value in zip(state, kept, strict=True):
                 variable.assign(value)

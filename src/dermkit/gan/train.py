@@ -56,6 +56,18 @@ class TrainResult:
     steps_per_second: float
     """Measured over the steps this call ran (not the ones a resume inherited)."""
     seconds: float
+    out_of_time: bool = False
+    """Stopped because the ``max_minutes`` budget was spent (``interrupted`` is then
+    False: the run did what it was asked and can be resumed)."""
+
+
+def check_budget(max_minutes: float | None) -> None:
+    """Refuse a time budget that is not a positive number of minutes."""
+    if max_minutes is not None and not (math.isfinite(max_minutes) and max_minutes > 0):
+        raise ConfigError(
+            f"the time budget must be a positive number of minutes, got {max_minutes!r}",
+            where="--minutes",
+        )
 
 
 class StopRequest:
@@ -264,9 +276,16 @@ class GanTrainer:
         )
 
     # ------------------------------------------------------------------ loop
-    def fit(self, *, resume: bool = False) -> TrainResult:
-        """Train up to ``config.steps``; with ``resume`` continue from the last checkpoint."""
+    def fit(self, *, resume: bool = False, max_minutes: float | None = None) -> TrainResult:
+        """Train up to ``config.steps``; with ``resume`` continue from the last checkpoint.
+
+        ``max_minutes`` is a wall-clock budget for this session: when it is spent the
+        run stops as after Ctrl-C (checkpoint, generator and grid saved), so a CPU
+        run can be given "two hours" rather than a step count guessed from a speed
+        that varies between machines. It is not part of the recipe (``gan.json``).
+        """
         config = self.config
+        check_budget(max_minutes)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             atomic.remove_stale_temporaries(self.run_dir)
@@ -294,8 +313,13 @@ class GanTrainer:
         window_started = started
         step = start
         checkpointed = start
+        deadline = None if max_minutes is None else started + 60.0 * max_minutes
+        out_of_time = False
         with StopRequest(say) as stop:
             while step < config.steps and not stop.requested:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    out_of_time = True
+                    break
                 values = train_step(step_inputs(self.images, self.labels, config, step))
                 if not all(math.isfinite(v) for v in values.values()):
                     raise DataError(
@@ -340,6 +364,7 @@ class GanTrainer:
                     self._checkpoint(models, step)
                     checkpointed = step
             interrupted = stop.requested and step < config.steps
+            out_of_time = out_of_time and step < config.steps
         if checkpointed != step:
             self._refresh_ema(models)
             if step % config.sample_every:
@@ -353,9 +378,14 @@ class GanTrainer:
         progress.close()
         seconds = time.perf_counter() - started
         rate = (step - start) / seconds if seconds > 0 else 0.0
-        if interrupted:
+        if out_of_time:
+            say(
+                f"dermkit: the {max_minutes:g}-minute budget is spent at step {step}; "
+                "checkpoint and generator saved (continue with --resume)"
+            )
+        elif interrupted:
             say(
                 f"dermkit: stopped at step {step}; checkpoint and generator saved "
                 f"(resume with --resume)"
             )
-        return TrainResult(step, interrupted, rate, seconds)
+        return TrainResult(step, interrupted, rate, seconds, out_of_time)
