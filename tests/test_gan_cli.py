@@ -148,12 +148,29 @@ def test_resume_of_a_finished_run_trains_no_further(
     assert (gan_run / "checkpoints" / "last.npz").read_bytes() == before
 
 
+def test_a_second_writer_to_a_busy_generator_run_is_refused(
+    gan_run: Path, dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dermkit import runlock
+
+    before = (gan_run / "checkpoints" / "last.npz").read_bytes()
+    with runlock.hold(gan_run):  # as if another `dermkit gan train` were writing it
+        code, _, err = run_cli(
+            capsys, "gan", "train", "--data", str(dataset), "--out", str(gan_run), "--resume",
+            *TRAIN_ARGS, "--steps", "6",
+        )  # fmt: skip
+    assert code == 2 and "another" in err.lower()
+    assert (gan_run / "checkpoints" / "last.npz").read_bytes() == before
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (("--classes", "mel", "dermatofibroma"), "not in the dataset"),
         (("--image-size", "48"), "power of two"),
         (("--augment", "rotate"), "DiffAugment"),
+        (("--minutes", "0"), "positive number of minutes"),
+        (("--d-steps", "0"), "d_steps must be a positive whole number"),
     ],
 )
 def test_train_bad_options_exit_2_and_write_nothing(

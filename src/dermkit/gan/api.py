@@ -58,6 +58,7 @@ def train_gan(
     network for the KID logged during training (see
     :func:`dermkit.gan.quality.resolve_extractor`).
     """
+    from dermkit import runlock
     from dermkit.data.images import ImageSettings
     from dermkit.data.open import open_dataset
     from dermkit.data.splits import (
@@ -69,69 +70,70 @@ def train_gan(
 
     check_budget(max_minutes)
     folder = Path(out)
-    if (folder / STATE).exists() and not resume:
-        raise ConfigError(
-            "this folder already holds a GAN run",
-            where=str(folder),
-            hint="pass --resume to continue it, or choose another --out folder",
+    with runlock.hold(folder):  # one writer per run folder, as for `dermkit train`
+        if (folder / STATE).exists() and not resume:
+            raise ConfigError(
+                "this folder already holds a GAN run",
+                where=str(folder),
+                hint="pass --resume to continue it, or choose another --out folder",
+            )
+        resuming = resume and (folder / GAN_FILE).exists()
+        if resuming:
+            run = GanRun.open(folder)
+            config = run.config if steps is None else attrs.evolve(run.config, steps=steps)
+            loaded = open_dataset(run.data["path"], format=run.data.get("format", "auto")).load(
+                strict=strict
+            )
+            split = read_split_manifest(folder / SPLIT_FILE, loaded.classes)
+            say(f"dermkit: resuming {folder} (options from gan.json; {config.steps} steps)")
+        else:
+            config = config if config is not None else GanConfig()
+            if steps is not None:
+                config = attrs.evolve(config, steps=steps)
+            loaded = open_dataset(data, format=format).load(strict=strict)
+            if not config.classes:
+                config = attrs.evolve(config, classes=loaded.classes.names)
+            split = GroupedStratifiedSplit(val=val, test=test, seed=config.seed).split(
+                loaded.records, loaded.classes
+            )
+            run = GanRun(
+                folder=folder,
+                config=config,
+                data={"path": str(Path(data).resolve()), "format": format},
+                split=split_options(val, test, config.seed),
+                image=ImageSettings(size=config.image_size).to_config(),
+            )
+        prepared = prepare(loaded, split, config.classes, config.image_size, cache_dir)
+        if resuming:
+            _check_same_images(run, prepared)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            run.write()
+            write_split_manifest(split, loaded.classes, folder / SPLIT_FILE)
+            write_training_images(folder, prepared.training)
+            atomic.write_json(
+                folder / "problems.json",
+                {
+                    "source": loaded.source,
+                    "found": loaded.found,
+                    "used": len(loaded.records),
+                    "skipped": [p.to_json() for p in loaded.problems],
+                },
+            )
+        counts = ", ".join(
+            f"{name} {int((prepared.labels == i).sum())}" for i, name in enumerate(config.classes)
         )
-    resuming = resume and (folder / GAN_FILE).exists()
-    if resuming:
-        run = GanRun.open(folder)
-        config = run.config if steps is None else attrs.evolve(run.config, steps=steps)
-        loaded = open_dataset(run.data["path"], format=run.data.get("format", "auto")).load(
-            strict=strict
-        )
-        split = read_split_manifest(folder / SPLIT_FILE, loaded.classes)
-        say(f"dermkit: resuming {folder} (options from gan.json; {config.steps} steps)")
-    else:
-        config = config if config is not None else GanConfig()
-        if steps is not None:
-            config = attrs.evolve(config, steps=steps)
-        loaded = open_dataset(data, format=format).load(strict=strict)
-        if not config.classes:
-            config = attrs.evolve(config, classes=loaded.classes.names)
-        split = GroupedStratifiedSplit(val=val, test=test, seed=config.seed).split(
-            loaded.records, loaded.classes
-        )
-        run = GanRun(
-            folder=folder,
-            config=config,
-            data={"path": str(Path(data).resolve()), "format": format},
-            split=split_options(val, test, config.seed),
-            image=ImageSettings(size=config.image_size).to_config(),
-        )
-    prepared = prepare(loaded, split, config.classes, config.image_size, cache_dir)
-    if resuming:
-        _check_same_images(run, prepared)
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        run.write()
-        write_split_manifest(split, loaded.classes, folder / SPLIT_FILE)
-        write_training_images(folder, prepared.training)
-        atomic.write_json(
-            folder / "problems.json",
-            {
-                "source": loaded.source,
-                "found": loaded.found,
-                "used": len(loaded.records),
-                "skipped": [p.to_json() for p in loaded.problems],
-            },
-        )
-    counts = ", ".join(
-        f"{name} {int((prepared.labels == i).sum())}" for i, name in enumerate(config.classes)
-    )
-    say(f"dermkit: GAN training images (training part only): {counts}")
-    extractor = None
-    if config.kid_every:
-        from dermkit.gan.quality import resolve_extractor
+        say(f"dermkit: GAN training images (training part only): {counts}")
+        extractor = None
+        if config.kid_every:
+            from dermkit.gan.quality import resolve_extractor
 
-        extractor, described = resolve_extractor(features, classifier)
-        say(f"dermkit: KID features: {described}")
-    trainer = GanTrainer(
-        config, prepared.images, prepared.labels, folder, extractor=extractor, quiet=quiet
-    )
-    return trainer.fit(resume=resume, max_minutes=max_minutes)
+            extractor, described = resolve_extractor(features, classifier)
+            say(f"dermkit: KID features: {described}")
+        trainer = GanTrainer(
+            config, prepared.images, prepared.labels, folder, extractor=extractor, quiet=quiet
+        )
+        return trainer.fit(resume=resume, max_minutes=max_minutes)
 
 
 def _check_same_images(run: GanRun, prepared: GanData) -> None:
