@@ -264,15 +264,47 @@ def test_evaluate_prints_the_quality_table_with_floors(
     monkeypatch.setattr(
         quality, "resolve_extractor", lambda *args: (_colour_features, "colour statistics")
     )
-    code, stdout, _ = run_cli(capsys, "gan", "evaluate", str(gan_run))
+    code, stdout, err = run_cli(capsys, "gan", "evaluate", str(gan_run))
     assert code == 0
     assert "colour statistics" in stdout and "KID/floor" in stdout
+    assert "df: " in err and "real training images" in err  # progress while it works
     assert [line.split("|")[1].strip() for line in stdout.splitlines() if line.startswith("| ")][
         1:
     ] == ["df", "vasc", "all"]
     saved = json.loads((gan_run / "quality.json").read_text())
     assert [row["name"] for row in saved["classes"]] == ["df", "vasc", "all"]
     assert (gan_run / "quality.md").is_file()
+
+
+def test_quality_benchmark_prints_the_machine_and_kid_against_its_references(
+    gan_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    from dermkit.gan import quality
+
+    monkeypatch.setattr(
+        quality, "resolve_extractor", lambda *args: (_colour_features, "colour statistics")
+    )
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location("gan_quality", folder / "gan_quality.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gan_quality", module)
+    spec.loader.exec_module(module)
+
+    assert module.main([str(gan_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("CPU: ") and "instruction sets" in out
+    summary = [line for line in out.splitlines() if line.startswith(f"| {gan_run} |")]
+    assert [line.split("|")[3].strip() for line in summary] == ["df", "vasc", "all"]
+    saved = json.loads((gan_run / "quality.json").read_text())
+    for line, row in zip(summary, saved["classes"], strict=True):
+        cells = [cell.strip() for cell in line.split("|")]
+        assert float(cells[4]) == pytest.approx(row["kid"] * 1e3, abs=0.06)
+        assert float(cells[7]) == pytest.approx(row["kid"] / row["kid_noise"], abs=0.006)
 
 
 def test_evaluate_without_features_says_what_to_do(

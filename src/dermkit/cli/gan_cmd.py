@@ -241,46 +241,16 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
+    from dermkit.gan.assess import assess_generator
 
-    from dermkit import atomic
-    from dermkit.gan.data import load_pixels
-    from dermkit.gan.quality import evaluate_quality, quality_table, resolve_extractor
-    from dermkit.gan.sample import open_generator
-
-    generator = open_generator(args.run)
-    run = generator.run
-    extractor, described = resolve_extractor(args.features, args.classifier)
-    if extractor is None:
-        raise ConfigError(
-            f"no feature network for the quality metrics: {described}",
-            where="--features",
-            hint="set DERMKIT_WEIGHTS for EfficientNet-Lite0's ImageNet weights, or pass "
-            "--classifier RUN (a dermkit classifier run trained on the same data)",
-        )
-    images = run.training_images()
-    real: dict[str, np.ndarray] = {}
-    generated: dict[str, np.ndarray] = {}
-    for name in run.config.classes:
-        paths = [image.path for image in images if image.class_name == name]
-        real[name] = load_pixels(paths, run.config.image_size, args.cache_dir)
-        count = args.n if args.n is not None else len(paths)
-        generated[name] = generator.images(name, count, seed=args.seed)
-    rows = evaluate_quality(real, generated, extractor, seed=args.seed)
-    table = quality_table(rows, described)
-    atomic.write_json(
-        run.folder / "quality.json",
-        {
-            "features": described,
-            "generator_step": generator.step,
-            "generator_sha256": generator.sha256,
-            "seed": args.seed,
-            "classes": [row.to_json() for row in rows],
-        },
+    report = assess_generator(
+        args.run,
+        features=args.features,
+        classifier=args.classifier,
+        count=args.n,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        say=_say,
     )
-    atomic.write_text(
-        run.folder / "quality.md",
-        f"# GAN quality: {run.name} (step {generator.step})\n\n{table}",
-    )
-    print(table, end="")
+    print(report.table, end="")
     return 0
