@@ -103,8 +103,8 @@ def test_corrected_copy_removes_the_shift_that_rounding_makes(images: np.ndarray
         plain_shift = np.abs(channel_means(plain, layer, images) - want).max()
         corrected_shift = np.abs(channel_means(copy, layer, images) - want).max()
         assert plain_shift > 0.05, plain_shift  # the rounding does shift these channels
-        # what is left is the border, where "same" padding feeds zeros, not the mean
-        assert corrected_shift < plain_shift / 5, (layer, plain_shift, corrected_shift)
+        # exact up to float rounding, borders ("same" padding) included
+        assert corrected_shift < plain_shift / 100, (layer, plain_shift, corrected_shift)
     expected = np.asarray(model(images))
     assert np.abs(np.asarray(copy(images)) - expected).mean() < (
         np.abs(np.asarray(plain(images)) - expected).mean() / 5

@@ -13,7 +13,7 @@ measured means: the weights are rounded here, on the int8 grid the converter wou
 (symmetric, per output channel, ±127), and the expected output shift ``(W_int8 − W) ·
 E[x]`` of every channel is subtracted from its bias, or added to the moving mean of
 the BatchNormalization that follows a bias-free convolution. ``E[x]`` is each layer's
-mean input channel on the calibration images, measured again in the rounded model
+mean input on the calibration images, measured again in the rounded model
 with every earlier layer already rounded and corrected, so shifts that upstream
 rounding leaves behind are corrected too.
 The converter then finds weights already on its grid (and folding BatchNormalization
@@ -56,12 +56,24 @@ class _Target:
         self.rounded = int8_grid(self.kernel, self.out_axis)
 
     def output_mean(self, kernel: np.ndarray, mean_input: np.ndarray) -> np.ndarray:
-        """The layer's mean output per channel (without bias) for inputs of that mean."""
-        if self.kernel.ndim == 2:  # Dense (in, out)
-            return np.asarray(mean_input @ kernel)
-        if self.out_axis == 2:  # DepthwiseConv2D (h, w, channels, multiplier)
-            return np.asarray(np.einsum("hwcm,c->cm", kernel, mean_input)).reshape(-1)
-        return np.asarray(np.einsum("hwio,i->o", kernel, mean_input))  # Conv2D (h, w, in, out)
+        """The layer's mean output per channel (without bias) over inputs whose mean,
+        position by position, is ``mean_input``. A convolution is linear, so running it
+        on the mean input is exact, borders ("same" padding feeds zeros) and strides
+        included: at 7x7 a third of the positions are borders."""
+        from keras import ops
+
+        if self.kernel.ndim == 2:  # Dense (in, out), on inputs of any rank
+            return np.asarray(mean_input.reshape(-1, kernel.shape[0]).mean(axis=0) @ kernel)
+        convolve = ops.depthwise_conv if self.out_axis == 2 else ops.conv
+        out = convolve(
+            mean_input[np.newaxis].astype(np.float32),
+            kernel.astype(np.float32),
+            strides=self.layer.strides,
+            padding=self.layer.padding,
+            dilation_rate=self.layer.dilation_rate,
+        )
+        values = np.asarray(ops.convert_to_numpy(out), dtype=np.float64)
+        return np.asarray(values.reshape(-1, values.shape[-1]).mean(axis=0))
 
     def correct(self, float_mean: np.ndarray, rounded_mean: np.ndarray) -> None:
         shift = self.output_mean(self.rounded, rounded_mean) - self.output_mean(
@@ -140,24 +152,19 @@ def _targets(model: keras.Model) -> list[_Target]:
 
 
 def _input_means(model: keras.Model, targets: Sequence[_Target], images: np.ndarray) -> list[Any]:
-    """Every target's mean input per channel over ``images`` (one forward pass)."""
+    """Every target's mean input over ``images``, position by position (one forward pass)."""
     import keras
 
     probe = keras.Model(model.inputs, [t.layer.input for t in targets])
-    sums: list[np.ndarray] = []
-    count = np.zeros(len(targets))
+    sums: list[np.ndarray] = [np.zeros(0)] * len(targets)
     for start in range(0, len(images), PROBE_BATCH):
         batch = images[start : start + PROBE_BATCH].astype(np.float32)
         outputs = probe([batch], training=False)
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
         for i, output in enumerate(outputs):
-            values = np.asarray(output, dtype=np.float64)
-            flat = values.reshape(-1, values.shape[-1])
-            if len(sums) <= i:
-                sums.append(np.zeros(flat.shape[1]))
-            sums[i] += flat.sum(axis=0)
-            count[i] += flat.shape[0]
-    return [total / n for total, n in zip(sums, count, strict=True)]
+            total = np.asarray(output, dtype=np.float64).sum(axis=0)
+            sums[i] = total if start == 0 else sums[i] + total
+    return [total / len(images) for total in sums]
 
 
 def corrected_copy(model: keras.Model, images: np.ndarray) -> tuple[keras.Model, int]:
