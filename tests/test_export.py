@@ -139,6 +139,32 @@ def test_int8_calibrates_on_the_training_images_only(
     assert {str(r.path) for r in seen[0]} <= train
 
 
+def test_int8_converts_a_bias_corrected_copy_and_leaves_the_run_model_alone(
+    tmp_path: Path, loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dermkit.export import bias_correction, export_run
+
+    calls: list[int] = []
+    original = bias_correction.corrected_copy
+
+    def spy(model: Any, images: np.ndarray) -> Any:
+        assert model is loaded.model
+        calls.append(len(images))
+        return original(model, images)
+
+    monkeypatch.setattr(bias_correction, "corrected_copy", spy)
+    before = [np.array(w) for w in loaded.model.get_weights()]
+    result = export_run(
+        loaded, "tflite", quantize="int8", out=tmp_path / "q.tflite", check_images=0
+    )
+    assert calls == [result.calibration_images]
+    assert result.corrected_layers > 0  # LFN: every Conv2D via its BN, and the Dense layers
+    for old, new in zip(before, loaded.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    float16 = export_run(loaded, "tflite", quantize="float16", out=tmp_path / "h.tflite")
+    assert calls == [result.calibration_images] and float16.corrected_layers == 0
+
+
 def test_saved_model_predicts_like_keras(tmp_path: Path, loaded: Any, held_out: np.ndarray) -> None:
     from dermkit.export import export_run, open_exported
 

@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"dermkit: wrote {result.path}")
     print(f"dermkit: wrote {sidecar_path(result.path)}")
     if result.calibration_images:
-        print(f"dermkit: int8 ranges calibrated on {result.calibration_images} training image(s)")
+        print(
+            f"dermkit: int8 ranges calibrated on {result.calibration_images} training image(s); "
+            f"{result.corrected_layers} layer(s) rounded with bias correction"
+        )
     if result.check is not None:
         print(f"dermkit: {result.check.line()}")
     elif args.check_images:

@@ -23,7 +23,7 @@ import numpy as np
 
 from dermkit import __version__, atomic
 from dermkit.errors import ConfigError, DataError
-from dermkit.export import calibration, formats
+from dermkit.export import bias_correction, calibration, formats
 from dermkit.export.exported import ExportedModel, open_exported
 from dermkit.export.info import FORMATS, QUANTIZATIONS, ExportInfo, Format, Quantize, sidecar_path
 
@@ -54,6 +54,8 @@ class ExportResult:
     path: Path
     info: ExportInfo
     calibration_images: int = 0
+    corrected_layers: int = 0
+    """int8: layers whose weights were rounded and bias-corrected before conversion."""
     check: Agreement | None = None
 
 
@@ -109,7 +111,9 @@ def export_run(
 ) -> ExportResult:
     """Write the run's best model as ``format`` with its description inside and beside it.
 
-    ``int8`` calibrates on up to ``calibration_images`` of the run's training images.
+    ``int8`` calibrates on up to ``calibration_images`` of the run's training images,
+    after rounding the weights to int8 with bias correction on the first of them
+    (:mod:`dermkit.export.bias_correction`).
     With ``check_images`` above 0 the export is then loaded back and compared with the
     Keras model on that many of the run's validation images (training images if it has
     no validation part); the check is skipped when those images are not readable here.
@@ -131,13 +135,14 @@ def export_run(
     info = _info(loaded, format, quantize)
     text = info.dumps()
     loader = loaded.loader()
-    calibrated = 0
+    calibrated = corrected = 0
     if format == "saved_model":
         formats.write_saved_model(loaded.model, target, text)
     elif format == "onnx":
         formats.write_onnx(loaded.model, target, loaded.settings.size, text)
     else:
         representative = None
+        model = loaded.model
         if quantize == "int8":
             train = calibration.run_part(run_dir, "train")
             images, _ = calibration.load_images(
@@ -145,11 +150,12 @@ def export_run(
             )
             calibrated = len(images)
             representative = functools.partial(calibration.representative_dataset, images)
+            model, corrected = bias_correction.corrected_copy(model, images)
 
         staging = Path(tempfile.mkdtemp(prefix=f".export{atomic.TEMP_MARKER}"))
         try:
             saved = staging / "saved_model"
-            loaded.model.export(str(saved), format="tf_saved_model", verbose=False)
+            model.export(str(saved), format="tf_saved_model", verbose=False)
             content = formats.tflite_bytes(saved, quantize, representative)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -158,7 +164,13 @@ def export_run(
     check = None
     if check_images > 0:
         check = _check(loaded, target, check_images, seed)
-    return ExportResult(path=target, info=info, calibration_images=calibrated, check=check)
+    return ExportResult(
+        path=target,
+        info=info,
+        calibration_images=calibrated,
+        corrected_layers=corrected,
+        check=check,
+    )
 
 
 def _check(run: LoadedRun, target: Path, count: int, seed: int) -> Agreement | None:
