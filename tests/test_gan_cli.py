@@ -169,7 +169,7 @@ def test_a_second_writer_to_a_busy_generator_run_is_refused(
         (("--classes", "mel", "dermatofibroma"), "not in the dataset"),
         (("--image-size", "48"), "power of two"),
         (("--augment", "rotate"), "DiffAugment"),
-        (("--minutes", "0"), "positive number of minutes"),
+        (("--max-minutes", "0"), "positive number of minutes"),
         (("--d-steps", "0"), "d_steps must be a positive whole number"),
     ],
 )

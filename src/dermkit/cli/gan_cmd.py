@@ -78,7 +78,7 @@ def _register_train(commands: Any) -> None:
     train.add_argument("--image-size", type=int, default=64, help="16-256, a power of two")
     train.add_argument("--steps", type=int, default=None, help="training steps (default 10000)")
     train.add_argument(
-        "--minutes",
+        "--max-minutes",
         type=float,
         default=None,
         help="stop cleanly after this many minutes (resumable); the run's steps still cap it",
@@ -205,7 +205,7 @@ def run_train(args: argparse.Namespace) -> int:
         classifier=args.classifier,
         resume=args.resume,
         steps=args.steps,
-        max_minutes=args.minutes,
+        max_minutes=args.max_minutes,
         quiet=args.quiet,
         say=_say,
     )

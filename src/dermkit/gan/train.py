@@ -66,7 +66,7 @@ def check_budget(max_minutes: float | None) -> None:
     if max_minutes is not None and not (math.isfinite(max_minutes) and max_minutes > 0):
         raise ConfigError(
             f"the time budget must be a positive number of minutes, got {max_minutes!r}",
-            where="--minutes",
+            where="--max-minutes",
         )
 
 
