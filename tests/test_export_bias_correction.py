@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dermkit.export.bias_correction import INT8_LEVELS, corrected_copy, int8_grid
+from dermkit.export.bias_correction import corrected_copy
+from dermkit.export.rounding import INT8_LEVELS, int8_grid
 
 SIZE = 12
 
@@ -83,7 +84,7 @@ def test_int8_grid_is_the_converters_per_channel_grid() -> None:
 def test_corrected_copy_removes_the_shift_that_rounding_makes(images: np.ndarray) -> None:
     model = skewed_model()
     before = [np.array(w) for w in model.get_weights()]
-    copy, corrected = corrected_copy(model, images)
+    copy, corrected = corrected_copy(model, images, rounding="nearest")
     assert corrected == 3  # conv (via its BN), depthwise (via its BN), dense (its bias)
     for old, new in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)  # the run's model is left as it was
