@@ -155,12 +155,14 @@ def _input_means(model: keras.Model, targets: Sequence[_Target], images: np.ndar
     return [total / len(images) for total in sums]
 
 
-def _input_statistics(model: keras.Model, target: _Target, images: np.ndarray) -> InputStatistics:
-    """The target's input mean and ``H`` over ``images``, in ``model`` as it is now."""
+def _input_statistics(
+    model: keras.Model, target: _Target, images: np.ndarray, *, with_hessian: bool
+) -> InputStatistics:
+    """The target's input mean (and ``H``) over ``images``, in ``model`` as it is now."""
     import keras
 
     probe = keras.Model(model.inputs, target.layer.input)
-    statistics = InputStatistics(target.layer, target.out_axis)
+    statistics = InputStatistics(target.layer, target.out_axis, with_hessian=with_hessian)
     for start in range(0, len(images), PROBE_BATCH):
         batch = images[start : start + PROBE_BATCH].astype(np.float32)
         statistics.add(np.asarray(probe([batch], training=False)))
@@ -193,7 +195,9 @@ def corrected_copy(
         return copy, 0
     float_means = _input_means(copy, targets, sample)
     for target, float_mean in zip(targets, float_means, strict=True):
-        statistics = _input_statistics(copy, target, sample)
+        statistics = _input_statistics(
+            copy, target, sample, with_hessian=rounding == "output_error"
+        )
         if rounding == "output_error":
             assert statistics.hessian is not None
             target.rounded = output_error_rounding(

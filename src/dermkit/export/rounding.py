@@ -56,9 +56,10 @@ class InputStatistics:
     what one output position sees: a patch for a convolution, for a depthwise
     convolution one per channel."""
 
-    def __init__(self, layer: Any, out_axis: int) -> None:
+    def __init__(self, layer: Any, out_axis: int, *, with_hessian: bool = True) -> None:
         self.layer = layer
         self.out_axis = out_axis
+        self.with_hessian = with_hessian
         self.images = 0
         self.input_sum: np.ndarray | None = None
         self.hessian: np.ndarray | None = None
@@ -68,6 +69,8 @@ class InputStatistics:
         total = np.asarray(batch, dtype=np.float64).sum(axis=0)
         self.input_sum = total if self.input_sum is None else self.input_sum + total
         self.images += len(batch)
+        if not self.with_hessian:
+            return
         columns = self._columns(np.asarray(batch, dtype=np.float32))
         product = np.asarray(columns @ np.swapaxes(columns, -1, -2), dtype=np.float64)
         self.hessian = product if self.hessian is None else self.hessian + product
