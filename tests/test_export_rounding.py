@@ -95,7 +95,6 @@ def test_output_error_rounding_beats_nearest_and_stays_on_the_grid(kind: str) ->
     # smaller output error, on the images it was chosen on and on others
     for images in (train, held_out):
         chosen, plain = (output_error(layer, k, images) for k in (rounded, nearest))
-        print(kind, chosen / plain)
         assert chosen < 0.8 * plain, (kind, chosen, plain)
 
 

@@ -16,6 +16,8 @@ the BatchNormalization that follows a bias-free convolution. ``E[x]`` is each la
 mean input on the calibration images, measured again in the rounded model
 with every earlier layer already rounded and corrected, so shifts that upstream
 rounding leaves behind are corrected too.
+Which way each weight rounds is chosen to keep the layer's output error small
+(:mod:`dermkit.export.rounding`), on the same inputs, before the correction.
 The converter then finds weights already on its grid (and folding BatchNormalization
 into them keeps them there), so it keeps them as they are.
 """
