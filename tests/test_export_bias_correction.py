@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dermkit.export.bias_correction import INT8_LEVELS, corrected_copy, int8_grid
+from dermkit.export.bias_correction import corrected_copy
+from dermkit.export.rounding import INT8_LEVELS, int8_grid
 
 SIZE = 12
 
@@ -83,7 +84,7 @@ def test_int8_grid_is_the_converters_per_channel_grid() -> None:
 def test_corrected_copy_removes_the_shift_that_rounding_makes(images: np.ndarray) -> None:
     model = skewed_model()
     before = [np.array(w) for w in model.get_weights()]
-    copy, corrected = corrected_copy(model, images)
+    copy, corrected = corrected_copy(model, images, rounding="nearest")
     assert corrected == 3  # conv (via its BN), depthwise (via its BN), dense (its bias)
     for old, new in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)  # the run's model is left as it was
@@ -126,3 +127,22 @@ def test_layers_that_cannot_be_corrected_are_left_to_the_converter(images: np.nd
     # and no images: nothing to measure, a plain copy
     copy, corrected = corrected_copy(model, images[:0])
     assert corrected == 0
+
+
+def test_rounding_for_the_output_error_beats_nearest_rounding(images: np.ndarray) -> None:
+    """The default rounding: on the grid, and a smaller error in the model's output
+    than nearest rounding with the same bias correction."""
+    model = skewed_model()
+    chosen, _ = corrected_copy(model, images)
+    nearest, _ = corrected_copy(model, images, rounding="nearest")
+    for name, axis in (("conv", 3), ("dw", 2), ("dense", 1)):
+        kernel = chosen.get_layer(name).get_weights()[0]
+        np.testing.assert_allclose(int8_grid(kernel, axis), kernel, rtol=1e-5, atol=1e-9)
+    assert not np.array_equal(
+        chosen.get_layer("conv").get_weights()[0], nearest.get_layer("conv").get_weights()[0]
+    )
+    held_out = np.random.default_rng(7).uniform(0.0, 1.0, (16, SIZE, SIZE, 3)).astype(np.float32)
+    expected = np.asarray(model(held_out))
+    chosen_error = np.abs(np.asarray(chosen(held_out)) - expected).mean()
+    nearest_error = np.abs(np.asarray(nearest(held_out)) - expected).mean()
+    assert chosen_error < 0.85 * nearest_error, (chosen_error, nearest_error)

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if result.calibration_images:
         print(
             f"dermkit: int8 ranges calibrated on {result.calibration_images} training image(s); "
-            f"{result.corrected_layers} layer(s) rounded with bias correction"
+            f"{result.corrected_layers} layer(s) rounded to minimise their output error, "
+            "with bias correction"
         )
     if result.check is not None:
         print(f"dermkit: {result.check.line()}")

@@ -16,6 +16,8 @@ the BatchNormalization that follows a bias-free convolution. ``E[x]`` is each la
 mean input on the calibration images, measured again in the rounded model
 with every earlier layer already rounded and corrected, so shifts that upstream
 rounding leaves behind are corrected too.
+Which way each weight rounds is chosen to keep the layer's output error small
+(:mod:`dermkit.export.rounding`), on the same inputs, before the correction.
 The converter then finds weights already on its grid (and folding BatchNormalization
 into them keeps them there), so it keeps them as they are.
 """
@@ -23,20 +25,22 @@ into them keeps them there), so it keeps them as they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import numpy as np
 
+from dermkit.export.rounding import InputStatistics, int8_grid, output_error_rounding
+
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-INT8_LEVELS = 127
-"""Symmetric int8 weights: TFLite uses −127..127 (the 'narrow range')."""
 MEAN_IMAGES = 32
 """Images the means are measured on: each mean pools every pixel of every image, so a
 few dozen are plenty; each layer's pass costs a forward pass up to that layer."""
 PROBE_BATCH = 8
+
+Rounding = Literal["output_error", "nearest"]
 
 
 @attrs.define
@@ -89,20 +93,6 @@ class _Target:
             layer_weights = self.layer.get_weights()
             layer_weights[0] = self.rounded
             self.layer.set_weights(layer_weights)
-
-
-def int8_grid(kernel: np.ndarray, out_axis: int) -> np.ndarray:
-    """``kernel`` rounded to the symmetric per-channel int8 grid (scale = max |w| / 127).
-
-    The output channels are the axes from ``out_axis`` on: ``(h, w, in, out)`` for
-    Conv2D, ``(h, w, channels, multiplier)`` for DepthwiseConv2D, ``(in, out)`` for Dense.
-    """
-    axes = tuple(range(out_axis))
-    scale = np.max(np.abs(kernel), axis=axes, keepdims=True) / INT8_LEVELS
-    scale = np.where(scale > 0, scale, 1.0)
-    return np.asarray(np.clip(np.round(kernel / scale), -INT8_LEVELS, INT8_LEVELS) * scale).astype(
-        kernel.dtype
-    )
 
 
 def _bn_index(bn: Any, name: str) -> int:
@@ -167,17 +157,35 @@ def _input_means(model: keras.Model, targets: Sequence[_Target], images: np.ndar
     return [total / len(images) for total in sums]
 
 
-def corrected_copy(model: keras.Model, images: np.ndarray) -> tuple[keras.Model, int]:
+def _input_statistics(
+    model: keras.Model, target: _Target, images: np.ndarray, *, with_hessian: bool
+) -> InputStatistics:
+    """The target's input mean (and ``H``) over ``images``, in ``model`` as it is now."""
+    import keras
+
+    probe = keras.Model(model.inputs, target.layer.input)
+    statistics = InputStatistics(target.layer, target.out_axis, with_hessian=with_hessian)
+    for start in range(0, len(images), PROBE_BATCH):
+        batch = images[start : start + PROBE_BATCH].astype(np.float32)
+        statistics.add(np.asarray(probe([batch], training=False)))
+    return statistics
+
+
+def corrected_copy(
+    model: keras.Model, images: np.ndarray, *, rounding: Rounding = "output_error"
+) -> tuple[keras.Model, int]:
     """``(copy, corrected layers)``: a copy of ``model`` whose qualifying layers carry
     int8-rounded, bias-corrected weights; ``model`` itself is left untouched.
 
     ``images`` are calibration inputs as the model takes them (the first
-    :data:`MEAN_IMAGES` are used). Layers are corrected in the model's order, each on
-    input means measured with every layer before it already rounded and corrected
-    (the "empirical" bias correction): on the Lite0 run above, correcting all layers
-    at once from the float model's means gave 97.5 % top-1 agreement with rounded
-    weights alone, this order 97.9 %, and correcting all at once from a rounded model's
-    means over-corrected (87 %).
+    :data:`MEAN_IMAGES` are used). Layers are rounded and corrected in the model's
+    order, each on inputs measured with every layer before it already rounded and
+    corrected (the "empirical" bias correction): on the Lite0 run above, correcting all
+    layers at once from the float model's means gave 97.5 % top-1 agreement with
+    rounded weights alone, this order 97.9 %, and correcting all at once from a rounded
+    model's means over-corrected (87 %). ``rounding`` is ``"output_error"``
+    (:func:`dermkit.export.rounding.output_error_rounding`, on the same inputs) or
+    ``"nearest"`` (each weight to its nearest level).
     """
     import keras
 
@@ -189,6 +197,13 @@ def corrected_copy(model: keras.Model, images: np.ndarray) -> tuple[keras.Model,
         return copy, 0
     float_means = _input_means(copy, targets, sample)
     for target, float_mean in zip(targets, float_means, strict=True):
-        (rounded_mean,) = _input_means(copy, [target], sample)
-        target.correct(float_mean, rounded_mean)
+        statistics = _input_statistics(
+            copy, target, sample, with_hessian=rounding == "output_error"
+        )
+        if rounding == "output_error":
+            assert statistics.hessian is not None
+            target.rounded = output_error_rounding(
+                target.kernel, target.out_axis, statistics.hessian
+            )
+        target.correct(float_mean, statistics.mean_input)
     return copy, len(targets)

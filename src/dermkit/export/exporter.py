@@ -55,7 +55,8 @@ class ExportResult:
     info: ExportInfo
     calibration_images: int = 0
     corrected_layers: int = 0
-    """int8: layers whose weights were rounded and bias-corrected before conversion."""
+    """int8: layers whose weights were rounded (each rounding chosen to keep the layer's
+    output error small) and bias-corrected before conversion."""
     check: Agreement | None = None
 
 
@@ -112,8 +113,9 @@ def export_run(
     """Write the run's best model as ``format`` with its description inside and beside it.
 
     ``int8`` calibrates on up to ``calibration_images`` of the run's training images,
-    after rounding the weights to int8 with bias correction on the first of them
-    (:mod:`dermkit.export.bias_correction`).
+    after rounding the weights to int8 (to minimise each layer's output error) with bias
+    correction, both measured on the first of them
+    (:mod:`dermkit.export.rounding`, :mod:`dermkit.export.bias_correction`).
     With ``check_images`` above 0 the export is then loaded back and compared with the
     Keras model on that many of the run's validation images (training images if it has
     no validation part); the check is skipped when those images are not readable here.
