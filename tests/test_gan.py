@@ -121,12 +121,15 @@ def test_generator_and_discriminator_shapes(size: int) -> None:
 
 
 def test_spectral_norm_divides_out_the_largest_singular_value() -> None:
+    import keras
+
     from dermkit.gan.layers import SNDense
 
+    keras.utils.set_random_seed(0)  # the power-iteration vector's start: not left to test order
     layer = SNDense(6)
     layer.build((None, 10))
     layer.kernel.assign(np.random.default_rng(1).normal(0, 3.0, (10, 6)).astype(np.float32))
-    for _ in range(30):  # the power iteration converges across training calls
+    for _ in range(60):  # the power iteration converges across training calls
         layer(np.ones((1, 10), dtype=np.float32), training=True)
     normalized = np.asarray(layer.normalized_kernel(training=False))
     assert np.linalg.svd(normalized, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-3)
