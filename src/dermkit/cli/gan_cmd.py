@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from dermkit.errors import ConfigError
+from dermkit.gan.config import GanConfig
+
+DEFAULTS = GanConfig()
+"""Every option's default comes from the recipe itself (TensorFlow-free to import)."""
 
 
 def register(subparsers: Any) -> None:
@@ -75,8 +79,12 @@ def _register_train(commands: Any) -> None:
     train.add_argument(
         "--classes", nargs="+", metavar="CLASS", help="classes to generate (default: all)"
     )
-    train.add_argument("--image-size", type=int, default=64, help="16-256, a power of two")
-    train.add_argument("--steps", type=int, default=None, help="training steps (default 10000)")
+    train.add_argument(
+        "--image-size", type=int, default=DEFAULTS.image_size, help="16-256, a power of two"
+    )
+    train.add_argument(
+        "--steps", type=int, default=None, help=f"training steps (default {DEFAULTS.steps})"
+    )
     train.add_argument(
         "--max-minutes",
         type=float,
@@ -85,28 +93,37 @@ def _register_train(commands: Any) -> None:
     )
     train.add_argument("--val", type=float, default=0.15, help="validation fraction")
     train.add_argument("--test", type=float, default=0.15, help="test fraction")
-    train.add_argument("--seed", type=int, default=0, help="split and training seed")
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--g-width", type=int, default=8, help="generator channels at full size")
-    train.add_argument("--d-width", type=int, default=8, help="discriminator channels, ditto")
-    train.add_argument("--z-dim", type=int, default=128)
+    train.add_argument("--seed", type=int, default=DEFAULTS.seed, help="split and training seed")
+    train.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     train.add_argument(
-        "--d-steps", type=int, default=2, help="discriminator updates per generator update"
+        "--g-width", type=int, default=DEFAULTS.g_width, help="generator channels at full size"
     )
-    train.add_argument("--lr-g", type=float, default=1e-4)
-    train.add_argument("--lr-d", type=float, default=4e-4)
-    train.add_argument("--ema-decay", type=float, default=0.999)
     train.add_argument(
-        "--augment", default="color,translation,cutout", help="DiffAugment policy, or none"
+        "--d-width", type=int, default=DEFAULTS.d_width, help="discriminator channels, ditto"
+    )
+    train.add_argument("--z-dim", type=int, default=DEFAULTS.z_dim)
+    train.add_argument(
+        "--d-steps",
+        type=int,
+        default=DEFAULTS.d_steps,
+        help="discriminator updates per generator update",
+    )
+    train.add_argument("--lr-g", type=float, default=DEFAULTS.lr_g)
+    train.add_argument("--lr-d", type=float, default=DEFAULTS.lr_d)
+    train.add_argument("--ema-decay", type=float, default=DEFAULTS.ema_decay)
+    train.add_argument(
+        "--augment", default=",".join(DEFAULTS.augment), help="DiffAugment policy, or none"
     )
     train.add_argument(
         "--no-dihedral", action="store_true", help="do not flip/turn real images at random"
     )
-    train.add_argument("--log-every", type=int, default=50)
-    train.add_argument("--sample-every", type=int, default=500)
-    train.add_argument("--checkpoint-every", type=int, default=500)
-    train.add_argument("--kid-every", type=int, default=2000, help="0: no KID during training")
-    train.add_argument("--kid-samples", type=int, default=200, help="per class")
+    train.add_argument("--log-every", type=int, default=DEFAULTS.log_every)
+    train.add_argument("--sample-every", type=int, default=DEFAULTS.sample_every)
+    train.add_argument("--checkpoint-every", type=int, default=DEFAULTS.checkpoint_every)
+    train.add_argument(
+        "--kid-every", type=int, default=DEFAULTS.kid_every, help="0: no KID during training"
+    )
+    train.add_argument("--kid-samples", type=int, default=DEFAULTS.kid_samples, help="per class")
     _features_arguments(train, "auto")
     train.add_argument("--cache-dir", default=None, help="decoded-image cache ('' disables)")
     train.add_argument("--strict", action="store_true", help="stop at the first bad input")
@@ -164,9 +181,7 @@ def _say(text: str) -> None:
 # ----------------------------------------------------------------------------- train
 
 
-def _config_from_args(args: argparse.Namespace) -> Any:
-    from dermkit.gan.config import GanConfig
-
+def _config_from_args(args: argparse.Namespace) -> GanConfig:
     return GanConfig(
         image_size=args.image_size,
         classes=tuple(args.classes or ()),

@@ -83,16 +83,15 @@ class _Target:
         shift = self.output_mean(self.rounded, rounded_mean) - self.output_mean(
             self.kernel, float_mean
         )
-        weights = self.shift_into.get_weights()
         if self.shift_into is self.layer:
-            weights[0], weights[1] = self.rounded, self.base - shift
-        else:  # BatchNormalization: gamma, beta, moving mean, moving variance (in order)
-            weights[_bn_index(self.shift_into, "moving_mean")] = self.base + shift
-        self.shift_into.set_weights(weights)
-        if self.shift_into is not self.layer:
-            layer_weights = self.layer.get_weights()
-            layer_weights[0] = self.rounded
-            self.layer.set_weights(layer_weights)
+            self.layer.set_weights([self.rounded, self.base - shift])
+            return
+        bn_weights = self.shift_into.get_weights()  # gamma, beta, moving mean and variance
+        bn_weights[_bn_index(self.shift_into, "moving_mean")] = self.base + shift
+        self.shift_into.set_weights(bn_weights)
+        layer_weights = self.layer.get_weights()
+        layer_weights[0] = self.rounded
+        self.layer.set_weights(layer_weights)
 
 
 def _bn_index(bn: Any, name: str) -> int:
@@ -141,33 +140,21 @@ def _targets(model: keras.Model) -> list[_Target]:
     return targets
 
 
-def _input_means(model: keras.Model, targets: Sequence[_Target], images: np.ndarray) -> list[Any]:
-    """Every target's mean input over ``images``, position by position (one forward pass)."""
+def _input_statistics(
+    model: keras.Model, targets: Sequence[_Target], images: np.ndarray, *, with_hessian: bool
+) -> list[InputStatistics]:
+    """The input statistics of every target over ``images`` (mean input map, and ``H``
+    if asked), in ``model`` as it is now: one forward pass for all of them."""
     import keras
 
     probe = keras.Model(model.inputs, [t.layer.input for t in targets])
-    sums: list[np.ndarray] = [np.zeros(0)] * len(targets)
+    statistics = [InputStatistics(t.layer, t.out_axis, with_hessian=with_hessian) for t in targets]
     for start in range(0, len(images), PROBE_BATCH):
         batch = images[start : start + PROBE_BATCH].astype(np.float32)
         outputs = probe([batch], training=False)
         outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-        for i, output in enumerate(outputs):
-            total = np.asarray(output, dtype=np.float64).sum(axis=0)
-            sums[i] = total if start == 0 else sums[i] + total
-    return [total / len(images) for total in sums]
-
-
-def _input_statistics(
-    model: keras.Model, target: _Target, images: np.ndarray, *, with_hessian: bool
-) -> InputStatistics:
-    """The target's input mean (and ``H``) over ``images``, in ``model`` as it is now."""
-    import keras
-
-    probe = keras.Model(model.inputs, target.layer.input)
-    statistics = InputStatistics(target.layer, target.out_axis, with_hessian=with_hessian)
-    for start in range(0, len(images), PROBE_BATCH):
-        batch = images[start : start + PROBE_BATCH].astype(np.float32)
-        statistics.add(np.asarray(probe([batch], training=False)))
+        for statistic, output in zip(statistics, outputs, strict=True):
+            statistic.add(np.asarray(output))
     return statistics
 
 
@@ -195,15 +182,15 @@ def corrected_copy(
     sample = images[:MEAN_IMAGES]
     if not targets or len(sample) == 0:
         return copy, 0
-    float_means = _input_means(copy, targets, sample)
-    for target, float_mean in zip(targets, float_means, strict=True):
-        statistics = _input_statistics(
-            copy, target, sample, with_hessian=rounding == "output_error"
+    float_inputs = _input_statistics(copy, targets, sample, with_hessian=False)
+    for target, float_input in zip(targets, float_inputs, strict=True):
+        (statistics,) = _input_statistics(
+            copy, [target], sample, with_hessian=rounding == "output_error"
         )
         if rounding == "output_error":
             assert statistics.hessian is not None
             target.rounded = output_error_rounding(
                 target.kernel, target.out_axis, statistics.hessian
             )
-        target.correct(float_mean, statistics.mean_input)
+        target.correct(float_input.mean_input, statistics.mean_input)
     return copy, len(targets)
