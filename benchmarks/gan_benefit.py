@@ -41,6 +41,7 @@ import attrs
 from dermkit.core import BalanceContext, ClassIndex, Record, TrainingPlan
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _entry import run
 from _machine import describe_machine
 
 ARMS: tuple[str, ...] = ("augment", "oversample", "gan")
@@ -289,4 +290,4 @@ def report(results: dict[str, dict[int, dict[str, float]]], seeds: Sequence[int]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _entry import run
 from _machine import describe_machine
 
 
@@ -36,29 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
 
-    from dermkit.errors import DermkitError
     from dermkit.gan.assess import assess_generator
 
     print(describe_machine())
     summary: list[str] = []
-    for run in args.runs:
-        try:
-            report = assess_generator(
-                run,
-                features=args.features,
-                classifier=args.classifier,
-                seed=args.seed,
-                cache_dir=args.cache_dir,
-                say=lambda message: print(message, file=sys.stderr),
-            )
-        except DermkitError as error:
-            print(f"{run}: {error}", file=sys.stderr)
-            return 2
-        print(f"\n## {run} (generator of step {report.generator_step}; {report.seconds:.0f} s)\n")
+    for folder in args.runs:
+        report = assess_generator(
+            folder,
+            features=args.features,
+            classifier=args.classifier,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+            say=lambda message: print(message, file=sys.stderr),
+        )
+        print(
+            f"\n## {folder} (generator of step {report.generator_step}; {report.seconds:.0f} s)\n"
+        )
         print(report.table, end="")
         for row in report.rows:
             summary.append(
-                f"| {run} | {report.generator_step} | {row.name} | {row.kid * 1e3:.1f} "
+                f"| {folder} | {report.generator_step} | {row.name} | {row.kid * 1e3:.1f} "
                 f"| {row.kid_floor * 1e3:.1f} ± {row.kid_floor_std * 1e3:.1f} "
                 f"| {_ratio(row.kid, row.kid_blur)} | {_ratio(row.kid, row.kid_noise)} "
                 f"| {row.c2st:.2f} |"
@@ -75,4 +73,4 @@ def _ratio(value: float, reference: float) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run(main)
