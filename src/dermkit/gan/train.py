@@ -364,7 +364,6 @@ class GanTrainer:
                     self._checkpoint(models, step)
                     checkpointed = step
             interrupted = stop.requested and step < config.steps
-            out_of_time = out_of_time and step < config.steps
         if checkpointed != step:
             self._refresh_ema(models)
             if step % config.sample_every:
