@@ -42,7 +42,7 @@ from dermkit.core import BalanceContext, ClassIndex, Record, TrainingPlan
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _entry import run
-from _machine import describe_machine
+from _machine import print_machine
 
 ARMS: tuple[str, ...] = ("augment", "oversample", "gan")
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="toy data, tiny GAN, 1 epoch")
     args = parser.parse_args(argv)
 
-    print(describe_machine())
+    print_machine()
     if args.smoke:
         base = Path(tempfile.mkdtemp(prefix="gan-benefit-smoke-"))
         data, generator = smoke_setup(base)

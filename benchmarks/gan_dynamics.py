@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _entry import run
-from _machine import describe_machine
+from _machine import print_machine
 
 SETTINGS: dict[str, dict[str, float | int]] = {
     "1 D step, lr 2e-4/2e-4": {"d_steps": 1, "lr_d": 2e-4, "lr_g": 2e-4},
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.window <= args.steps:
         parser.error("--window must be between 1 and --steps")
 
-    print(describe_machine())
+    print_machine()
     images, labels, classes = real_images(args)
     counts = ", ".join(f"{n} {int((labels == i).sum())}" for i, n in enumerate(classes))
     print(f"training images: {counts}; {args.steps} steps per setting, "

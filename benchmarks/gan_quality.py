@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _entry import run
-from _machine import describe_machine
+from _machine import print_machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dermkit.gan.assess import assess_generator
 
-    print(describe_machine())
+    print_machine()
     summary: list[str] = []
     for folder in args.runs:
         report = assess_generator(

@@ -30,6 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _entry import run
+from _machine import print_machine
+
 from dermkit.data.cache import ImageCache
 from dermkit.data.ham10000 import HAM10000
 from dermkit.data.images import ImageSettings
@@ -78,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.data:
         parser.error("give --data or set DERMKIT_HAM10000")
+    print_machine()
 
     records = HAM10000(args.data, verify=False).load().records
     paths = [r.path for r in records][: args.limit or None]
@@ -100,17 +105,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows: list[tuple[str, str, float, float]] = []
     ok = True
-    for runner_name, run in runners:
+    for runner_name, time_pass in runners:
         best = [float("inf")] * 3
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="dermkit-bench-cache-") as folder:
-                uncached = run(ImageLoader(settings, None), paths, args.workers)
+                uncached = time_pass(ImageLoader(settings, None), paths, args.workers)
                 cold = ImageLoader(settings, ImageCache(folder))
-                cold_time = run(cold, paths, args.workers)
+                cold_time = time_pass(cold, paths, args.workers)
                 if hasattr(os, "sync"):
                     os.sync()  # time reads of a settled cache, not against its writeback
                 warm = ImageLoader(settings, ImageCache(folder))
-                warm_time = run(warm, paths, args.workers)
+                warm_time = time_pass(warm, paths, args.workers)
                 assert cold.decodes == len(paths)
                 assert warm.hits == len(paths) and warm.decodes == 0
             best = [min(b, t) for b, t in zip(best, (uncached, cold_time, warm_time), strict=True)]
@@ -136,4 +141,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

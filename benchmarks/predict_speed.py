@@ -4,7 +4,7 @@
     python benchmarks/predict_speed.py --model lfn --size 128 [--model-option stem=resnet]
     python benchmarks/predict_speed.py --smoke
 
-Prints the machine first (see ``train_speed.py``), then one table: batch throughput
+Prints the machine first (``_machine.py``), then one table: batch throughput
 (images/s at ``--batch-size``), single-image latency (p50/p95 over ``--latency``
 calls) and, for every export, top-1 agreement with the Keras model and the largest
 probability difference, on the run's test images. The arms:
@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_speed import print_machine  # the sibling script
+from _entry import run
+from _machine import print_machine
 
 
 @dataclass
@@ -216,4 +217,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

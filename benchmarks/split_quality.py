@@ -11,6 +11,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _entry import run
+from _machine import print_machine
 
 
 def main() -> int:
@@ -23,6 +28,7 @@ def main() -> int:
     if not args.data:
         print("set DERMKIT_HAM10000 or pass --data: the HAM10000 folder is needed", file=sys.stderr)
         return 2
+    print_machine()
 
     from dermkit.data.ham10000 import HAM10000
     from dermkit.data.splits import GroupedStratifiedSplit, leaked_groups
@@ -57,4 +63,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

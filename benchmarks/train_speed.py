@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -53,54 +52,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _entry import run
+from _machine import print_machine
+
 EPOCH_IMAGES = 4945
 """Training images per epoch on the shared set (70 % of the 7,064 HAM10000 images)."""
-
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512", "amx")
-
-
-def describe_machine() -> list[str]:
-    """CPU model, instruction sets and TensorFlow's threading, one fact per line."""
-    model, flags = platform.processor() or "unknown", set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    isa = sorted(f for f in flags if any(f.startswith(p) for p in ISA_FLAGS))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    import keras
-    import tensorflow as tf
-
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1 (default)")
-    lines = [
-        f"CPU: {model}, {cores} core(s) usable",
-        f"instruction sets: {' '.join(isa) or 'unknown'}",
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-        f"Python {platform.python_version()}",
-        f"oneDNN: TF_ENABLE_ONEDNN_OPTS={onednn}; ONEDNN_MAX_CPU_ISA="
-        f"{os.environ.get('ONEDNN_MAX_CPU_ISA', 'unset')}",
-        "threads: intra-op "
-        f"{os.environ.get('TF_NUM_INTRAOP_THREADS', 'default')}, inter-op "
-        f"{os.environ.get('TF_NUM_INTEROP_THREADS', 'default')}",
-    ]
-    try:
-        load = os.getloadavg()
-        lines.append(f"load average at start: {load[0]:.1f} (other jobs share this machine)")
-    except OSError:
-        pass
-    return lines
-
-
-def print_machine() -> None:
-    for line in describe_machine():
-        print(f"# {line}")
-    print()
-
 
 # --------------------------------------------------------------------------- images
 
@@ -513,4 +470,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -34,7 +34,8 @@ from typing import Any
 import attrs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _machine import describe_machine
+from _entry import run
+from _machine import print_machine
 
 ARMS = ("lite0-imagenet", "lite0-imagenet-ft", "lite2-imagenet", "lite0-random", "lfn128")
 
@@ -176,7 +177,7 @@ def main() -> int:
     if not args.data:
         print("set DERMKIT_HAM10000 or pass --data: the HAM10000 folder is needed", file=sys.stderr)
         return 2
-    print(describe_machine())
+    print_machine()
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -207,4 +208,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

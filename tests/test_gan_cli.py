@@ -297,7 +297,7 @@ def test_quality_benchmark_prints_the_machine_and_kid_against_its_references(
 
     assert module.main([str(gan_run)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("CPU: ") and "instruction sets" in out
+    assert out.startswith("# CPU: ") and "# instruction sets: " in out
     summary = [line for line in out.splitlines() if line.startswith(f"| {gan_run} |")]
     assert [line.split("|")[3].strip() for line in summary] == ["df", "vasc", "all"]
     saved = json.loads((gan_run / "quality.json").read_text())
