@@ -21,6 +21,14 @@ from pathlib import Path
 import attrs
 
 from dermkit import atomic
+from dermkit.core import LoadedDataset, Split
+from dermkit.data.images import ImageSettings
+from dermkit.data.open import open_dataset
+from dermkit.data.splits import (
+    GroupedStratifiedSplit,
+    read_split_manifest,
+    write_split_manifest,
+)
 from dermkit.errors import ConfigError
 from dermkit.gan.config import GanConfig
 from dermkit.gan.data import GanData, prepare, split_options
@@ -59,13 +67,6 @@ def train_gan(
     :func:`dermkit.gan.quality.resolve_extractor`).
     """
     from dermkit import runlock
-    from dermkit.data.images import ImageSettings
-    from dermkit.data.open import open_dataset
-    from dermkit.data.splits import (
-        GroupedStratifiedSplit,
-        read_split_manifest,
-        write_split_manifest,
-    )
     from dermkit.gan.train import check_budget
 
     check_budget(max_minutes)
@@ -77,49 +78,19 @@ def train_gan(
                 where=str(folder),
                 hint="pass --resume to continue it, or choose another --out folder",
             )
-        resuming = resume and (folder / GAN_FILE).exists()
-        if resuming:
-            run = GanRun.open(folder)
-            config = run.config if steps is None else attrs.evolve(run.config, steps=steps)
-            loaded = open_dataset(run.data["path"], format=run.data.get("format", "auto")).load(
-                strict=strict
-            )
-            split = read_split_manifest(folder / SPLIT_FILE, loaded.classes)
-            say(f"dermkit: resuming {folder} (options from gan.json; {config.steps} steps)")
+        if resume and (folder / GAN_FILE).exists():
+            run, loaded, split = _reopen(folder, steps=steps, strict=strict)
+            say(f"dermkit: resuming {folder} (options from gan.json; {run.config.steps} steps)")
+            prepared = prepare(loaded, split, run.config.classes, run.config.image_size, cache_dir)
+            _check_same_images(run, prepared)
         else:
             config = config if config is not None else GanConfig()
             if steps is not None:
                 config = attrs.evolve(config, steps=steps)
-            loaded = open_dataset(data, format=format).load(strict=strict)
-            if not config.classes:
-                config = attrs.evolve(config, classes=loaded.classes.names)
-            split = GroupedStratifiedSplit(val=val, test=test, seed=config.seed).split(
-                loaded.records, loaded.classes
-            )
-            run = GanRun(
-                folder=folder,
-                config=config,
-                data={"path": str(Path(data).resolve()), "format": format},
-                split=split_options(val, test, config.seed),
-                image=ImageSettings(size=config.image_size).to_config(),
-            )
-        prepared = prepare(loaded, split, config.classes, config.image_size, cache_dir)
-        if resuming:
-            _check_same_images(run, prepared)
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            run.write()
-            write_split_manifest(split, loaded.classes, folder / SPLIT_FILE)
-            write_training_images(folder, prepared.training)
-            atomic.write_json(
-                folder / "problems.json",
-                {
-                    "source": loaded.source,
-                    "found": loaded.found,
-                    "used": len(loaded.records),
-                    "skipped": [p.to_json() for p in loaded.problems],
-                },
-            )
+            run, loaded, split = _start(folder, data, config, format, val, test, strict)
+            prepared = prepare(loaded, split, run.config.classes, run.config.image_size, cache_dir)
+            _record_start(run, loaded, split, prepared)
+        config = run.config
         counts = ", ".join(
             f"{name} {int((prepared.labels == i).sum())}" for i, name in enumerate(config.classes)
         )
@@ -134,6 +105,62 @@ def train_gan(
             config, prepared.images, prepared.labels, folder, extractor=extractor, quiet=quiet
         )
         return trainer.fit(resume=resume, max_minutes=max_minutes)
+
+
+def _reopen(
+    folder: Path, *, steps: int | None, strict: bool
+) -> tuple[GanRun, LoadedDataset, Split]:
+    """The run in ``folder`` with its own data and split; only the step count may rise."""
+    run = GanRun.open(folder)
+    if steps is not None:
+        run = attrs.evolve(run, config=attrs.evolve(run.config, steps=steps))
+    loaded = open_dataset(run.data["path"], format=run.data.get("format", "auto")).load(
+        strict=strict
+    )
+    return run, loaded, read_split_manifest(folder / SPLIT_FILE, loaded.classes)
+
+
+def _start(
+    folder: Path,
+    data: str | Path,
+    config: GanConfig,
+    format: str,
+    val: float,
+    test: float,
+    strict: bool,
+) -> tuple[GanRun, LoadedDataset, Split]:
+    """A new run: the dataset split by lesion as ``dermkit train`` splits it."""
+    loaded = open_dataset(data, format=format).load(strict=strict)
+    if not config.classes:
+        config = attrs.evolve(config, classes=loaded.classes.names)
+    split = GroupedStratifiedSplit(val=val, test=test, seed=config.seed).split(
+        loaded.records, loaded.classes
+    )
+    run = GanRun(
+        folder=folder,
+        config=config,
+        data={"path": str(Path(data).resolve()), "format": format},
+        split=split_options(val, test, config.seed),
+        image=ImageSettings(size=config.image_size).to_config(),
+    )
+    return run, loaded, split
+
+
+def _record_start(run: GanRun, loaded: LoadedDataset, split: Split, prepared: GanData) -> None:
+    """Write what a resume and the balancer's split check read: options, split, images."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    run.write()
+    write_split_manifest(split, loaded.classes, run.folder / SPLIT_FILE)
+    write_training_images(run.folder, prepared.training)
+    atomic.write_json(
+        run.folder / "problems.json",
+        {
+            "source": loaded.source,
+            "found": loaded.found,
+            "used": len(loaded.records),
+            "skipped": [p.to_json() for p in loaded.problems],
+        },
+    )
 
 
 def _check_same_images(run: GanRun, prepared: GanData) -> None:
