@@ -84,6 +84,8 @@ def test_second_stage_unfreezes_the_last_layers_from_the_best_model(
     trained = _trainable(last)
     assert "block15_project_conv" in trained and "top_conv" in trained
     assert "block13_project_conv" not in trained  # 12 backbone layers: block15 and top only
+    # BatchNormalization in the unfrozen layers keeps its statistics, scale and shift
+    assert "block15_project_bn" not in trained and "top_bn" not in trained
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["stage"] == 2 and state["stage_first_epoch"] == 3
     assert state["epochs_done"] == 4
@@ -125,6 +127,26 @@ def test_interrupted_second_stage_resumes_exactly(
     np.testing.assert_allclose(b["val_loss"], a["val_loss"], rtol=2e-3)
 
 
+def test_freezing_batch_normalization_reaches_nested_models_and_only_it() -> None:
+    import keras
+
+    from dermkit.models.freezing import freeze_batch_normalization
+
+    inner = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 1), keras.layers.BatchNormalization()]
+    )
+    outer = keras.Sequential([keras.Input((4, 4, 3)), inner, keras.layers.BatchNormalization()])
+    assert freeze_batch_normalization(outer) == 2
+    assert [layer.trainable for layer in inner.layers] == [True, False]
+    assert not outer.layers[-1].trainable
+    batch = np.random.default_rng(0).normal(3.0, 2.0, (8, 4, 4, 3)).astype("float32")
+    before = [w.numpy().copy() for w in outer.non_trainable_weights]
+    outer(batch, training=True)
+    after = [w.numpy() for w in outer.non_trainable_weights]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert freeze_batch_normalization(outer) == 0
+
+
 def test_a_stage_the_model_cannot_honour_stops_before_the_run_folder(
     tiny_data: Path, tmp_path: Path
 ) -> None:
@@ -152,7 +174,13 @@ def test_fine_tune_flags_add_one_stage_to_the_recipe() -> None:
     config = default_recipe()
     _apply_settings(config, {"lr": 2e-3, "fine_tune": 40, "fine_tune_epochs": 3})
     assert config["training"]["stages"] == [
-        {"epochs": 3, "learning_rate": 2e-4, "trainable_layers": 40, "feature_cache": "off"}
+        {
+            "epochs": 3,
+            "learning_rate": 2e-4,
+            "trainable_layers": 40,
+            "feature_cache": "off",
+            "train_batch_norm": False,
+        }
     ]
     with pytest.raises(ConfigError, match="--fine-tune-lr needs --fine-tune"):
         _apply_settings(default_recipe(), {"fine_tune_lr": 1e-4})

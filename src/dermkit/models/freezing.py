@@ -42,6 +42,24 @@ def freeze_all_but_last(layers: Sequence[Any], trainable_layers: int, *, model: 
         layer.trainable = index >= first_trainable
 
 
+def freeze_batch_normalization(model: Any) -> int:
+    """Freeze every BatchNormalization layer of ``model`` (nested models too); returns how many.
+
+    A frozen BatchNormalization layer normalises with its moving statistics and keeps
+    its scale and shift, in training as in inference. What a fine-tuning stage wants:
+    the layers after it were fitted to activations normalised exactly that way.
+    """
+    count = 0
+    for layer in getattr(model, "layers", ()):
+        if "BatchNormalization" in type(layer).__name__:
+            if layer.trainable:
+                layer.trainable = False
+                count += 1
+        else:
+            count += freeze_batch_normalization(layer)
+    return count
+
+
 def is_random_layer(layer: Any) -> bool:
     """Whether a layer draws random numbers in training (dropout, noise, random augmentation)."""
     name = type(layer).__name__

@@ -27,6 +27,13 @@ class Stage:
     ``feature_cache`` decides afresh: a stage that unfreezes more of a backbone has a
     shorter frozen prefix, and ``"off"`` lets it train on pixels with every augmentation
     of the plan, including the random ones a cached first stage had to leave out.
+
+    ``train_batch_norm`` is off by default: the unfrozen layers' BatchNormalization
+    keeps the backbone's moving statistics and its scale and shift. A head trained on
+    activations normalised by those statistics breaks when BatchNormalization switches
+    to per-batch statistics (measured: Lite0's validation balanced accuracy fell from
+    0.68 to 0.59 in the first fine-tuning epoch), which is why Keras' own
+    fine-tuning guide keeps it in inference mode too.
     """
 
     epochs: int = attrs.field(validator=attrs.validators.ge(1))
@@ -39,6 +46,9 @@ class Stage:
     )
     feature_cache: Literal["auto", "on", "off"] = attrs.field(
         default="off", validator=attrs.validators.in_(FEATURE_CACHE_MODES)
+    )
+    train_batch_norm: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool)
     )
 
     @classmethod
@@ -157,6 +167,7 @@ class Training:
         epochs: int = 5,
         learning_rate: float | None = None,
         feature_cache: Literal["auto", "on", "off"] = "off",
+        train_batch_norm: bool = False,
     ) -> Training:
         """This configuration followed by a fine-tuning stage, in one line.
 
@@ -166,7 +177,9 @@ class Training:
         learning rate (unless ``learning_rate`` is given), on pixels with the plan's
         full augmentation by default. Fine-tuning a pretrained backbone with a large
         learning rate and a random head wrecks its features; the first stage gives
-        the head sensible weights before any backbone weight moves.
+        the head sensible weights before any backbone weight moves. BatchNormalization
+        stays frozen (moving statistics, fixed scale and shift) unless
+        ``train_batch_norm``; see :class:`Stage`.
         """
         stage = Stage.from_config(
             {
@@ -176,6 +189,7 @@ class Training:
                 else learning_rate,
                 "trainable_layers": trainable_layers,
                 "feature_cache": feature_cache,
+                "train_batch_norm": train_batch_norm,
             }
         )
         return attrs.evolve(self, stages=(*self.stages, stage))

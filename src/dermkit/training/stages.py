@@ -105,8 +105,12 @@ def start(
     steps_per_epoch: int,
     set_trainable_layers: Callable[[keras.Model, int], None] | None,
 ) -> keras.Model:
-    """The model a later stage trains: the best so far, re-frozen, with a fresh optimizer."""
+    """The model a later stage trains: the best so far, re-frozen, with a fresh optimizer.
+
+    BatchNormalization stays frozen unless the stage says ``train_batch_norm``.
+    """
     from dermkit.models import load_model
+    from dermkit.models.freezing import freeze_batch_normalization
     from dermkit.training.trainer import compile_for_training, make_optimizer
 
     if best_model.exists():
@@ -121,6 +125,8 @@ def start(
                 "(resnet50, inception_v3, efficientnet_lite*)",
             )
         set_trainable_layers(model, stage.trainable_layers)
+    if not stage.train_batch_norm:
+        freeze_batch_normalization(model)
     optimizer = make_optimizer(
         attrs.evolve(training, learning_rate=stage.learning_rate, epochs=stage.epochs),
         steps_per_epoch,
