@@ -72,8 +72,8 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
     )
     augment = Augment(recipes=("flip", "rotate90"))
     if arm.endswith("-ft"):
-        # first stage on the cache (zoom and colour left out), then every augmentation on pixels
-        augment = Augment()
+        # first stage on the cache (zoom and colour left out), then the pixel stage with all of them
+        augment = Augment(recipes=tuple(args.fine_tune_augment.split(",")))
         training = attrs.evolve(
             training, epochs=args.first_stage_epochs, feature_cache="on"
         ).then_fine_tune(args.fine_tune, epochs=args.fine_tune_epochs, learning_rate=args.lr / 10)
@@ -163,6 +163,11 @@ def main() -> int:
     parser.add_argument("--trainable", type=int, default=20, help="Lite backbone layers trained")
     parser.add_argument("--fine-tune", type=int, default=38, help="layers the -ft stage trains")
     parser.add_argument("--fine-tune-epochs", type=int, default=3)
+    parser.add_argument(
+        "--fine-tune-augment",
+        default="flip,rotate90,zoom,color",
+        help="augmentations of the -ft arm's pixel stage (its cached stage uses flip, rotate90)",
+    )
     parser.add_argument("--first-stage-epochs", type=int, default=15, help="of the -ft arm")
     parser.add_argument("--views", type=int, default=8, help="dihedral views cached per image")
     parser.add_argument("--resnet-speed", action="store_true")
