@@ -351,6 +351,8 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
         return real_inputs(*args)
 
     monkeypatch.setattr(train_module, "step_inputs", interrupt_at_step_two)
+    # whatever handler was there before (a background job starts with SIGINT ignored)
+    handler_before = signal.getsignal(signal.SIGINT)
     stopped = GanTrainer(
         config, images, labels, tmp_path / "resumed", extractor=mean_colour, quiet=True
     ).fit()
@@ -358,7 +360,7 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     state = json.loads((tmp_path / "resumed" / "state.json").read_text())
     assert state["step"] == 2 and not state["finished"]
     assert (tmp_path / "resumed" / "generator.keras").is_file()  # samplable at once
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handler put back
 
     monkeypatch.setattr(train_module, "step_inputs", real_inputs)
     resumed = GanTrainer(
