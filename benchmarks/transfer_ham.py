@@ -72,8 +72,9 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
     )
     augment = Augment(recipes=("flip", "rotate90"))
     if arm.endswith("-ft"):
-        # first stage on the cache (zoom and colour left out), then the pixel stage with all of them
-        augment = Augment(recipes=tuple(args.fine_tune_augment.split(",")))
+        # first stage on the cache (zoom and colour left out), then the pixel stage with
+        # --fine-tune-augment
+        augment = Augment(recipes=args.fine_tune_augment)
         training = attrs.evolve(
             training, epochs=args.first_stage_epochs, feature_cache="on"
         ).then_fine_tune(args.fine_tune, epochs=args.fine_tune_epochs, learning_rate=args.lr / 10)
@@ -152,6 +153,19 @@ def resnet_speed(args: argparse.Namespace) -> None:
     print(f"speed-up of later epochs: {rows[0][2] / rows[1][2]:.1f}x")
 
 
+def augment_recipes(value: str) -> tuple[str, ...]:
+    """Checks a comma-separated augmentation list while parsing, so a typo is a usage error."""
+    from dermkit.balancers.augment import RECIPES
+
+    recipes = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [v for v in recipes if v not in RECIPES]
+    if unknown or not recipes:
+        raise argparse.ArgumentTypeError(
+            f"unknown augmentation(s) {unknown or value!r}; choose from {','.join(RECIPES)}"
+        )
+    return recipes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("DERMKIT_HAM10000"))
@@ -165,6 +179,7 @@ def main() -> int:
     parser.add_argument("--fine-tune-epochs", type=int, default=3)
     parser.add_argument(
         "--fine-tune-augment",
+        type=augment_recipes,
         default="flip,rotate90,zoom,color",
         help="augmentations of the -ft arm's pixel stage (its cached stage uses flip, rotate90)",
     )
