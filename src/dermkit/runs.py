@@ -148,6 +148,11 @@ class LoadedRun:
         return self.run_dir.resolve().name or str(self.run_dir)
 
     @property
+    def run_dirs(self) -> tuple[Path, ...]:
+        """``(run_dir,)``: the folders whose splits say which images the model saw."""
+        return (self.run_dir,)
+
+    @property
     def model_path(self) -> Path:
         """The file (or SavedModel folder) the model was loaded from."""
         return self.exported if self.exported is not None else self.run_dir / MODEL_FILE

@@ -26,6 +26,7 @@ from dermkit.core import ClassIndex, Record
 from dermkit.evaluation.run_scoring import dataset_label
 
 if TYPE_CHECKING:  # pragma: no cover
+    from dermkit.ensemble import Ensemble
     from dermkit.evaluation.report import Report
     from dermkit.runs import LoadedRun
 
@@ -44,7 +45,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "run",
         metavar="RUN",
-        help="run folder written by `dermkit train`, or a model written by `dermkit export`",
+        nargs="+",
+        help="run folder written by `dermkit train`, or a model written by `dermkit export`; "
+        "two or more are scored as one ensemble (the mean of their probabilities)",
     )
     add_dataset_options(parser)
     parser.add_argument(
@@ -109,7 +112,7 @@ def predictions_csv(records: tuple[Record, ...], probabilities: Any, classes: Cl
     return buffer.getvalue()
 
 
-def evaluate(run: LoadedRun, args: argparse.Namespace) -> tuple[Report, Path]:
+def evaluate(run: LoadedRun | Ensemble, args: argparse.Namespace) -> tuple[Report, Path]:
     """Predict, score and write the report; returns ``(report, report folder)``.
 
     The scoring itself is :func:`~dermkit.evaluation.run_scoring.score_run`, the same
@@ -140,7 +143,7 @@ def evaluate(run: LoadedRun, args: argparse.Namespace) -> tuple[Report, Path]:
     return scored.report, out
 
 
-def _data(run: LoadedRun, args: argparse.Namespace) -> Any:
+def _data(run: LoadedRun | Ensemble, args: argparse.Namespace) -> Any:
     """``--data``, or the run's own ``--part`` of its split as a loaded dataset."""
     from dermkit.errors import ConfigError
 
@@ -155,8 +158,9 @@ def _data(run: LoadedRun, args: argparse.Namespace) -> Any:
         return args.data
     from dermkit.core import LoadedDataset
     from dermkit.data.splits import read_split_manifest
+    from dermkit.ensemble import Ensemble
 
-    manifest = run.run_dir / "split.csv"
+    manifest = run.split_manifest() if isinstance(run, Ensemble) else run.run_dir / "split.csv"
     if not manifest.is_file():
         raise ConfigError(
             "--part needs the run's split.csv, which is not there",
@@ -171,9 +175,14 @@ def _data(run: LoadedRun, args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dermkit.ensemble import load_ensemble
     from dermkit.runs import load_run
 
-    loaded_run = load_run(args.run, trust_code=args.trust_model_code)
+    loaded_run: LoadedRun | Ensemble
+    if len(args.run) > 1:
+        loaded_run = load_ensemble(args.run, trust_code=args.trust_model_code)
+    else:
+        loaded_run = load_run(args.run[0], trust_code=args.trust_model_code)
     report, out = evaluate(loaded_run, args)
     print(report.summary_line())
     if report.skipped:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from dermkit.evaluation.classmap import align_records
 
 if TYPE_CHECKING:  # pragma: no cover
     from dermkit.core import Evaluator
+    from dermkit.ensemble import Ensemble
     from dermkit.evaluation.report import Report
     from dermkit.runs import LoadedRun
 
@@ -135,34 +136,41 @@ def dataset_label(path: str | os.PathLike[str]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "data"
 
 
-def seen_in_training(run_dir: Path, records: tuple[Record, ...]) -> dict[str, int]:
-    """How many evaluated images the run trained or validated on, by part.
+def seen_in_training(
+    run_dirs: Path | Sequence[Path], records: tuple[Record, ...]
+) -> dict[str, int]:
+    """How many evaluated images the run (any of the runs) trained or validated on, by part.
 
     Scores on images a model was fitted (or its best epoch chosen) on overstate how it
     does on new ones; the report says so rather than leave it to the reader's memory.
-    Paths are compared after resolving links, relative to the current folder.
+    Paths are compared after resolving links, relative to the current folder. For an
+    ensemble an image counts when any member used it.
     """
     from dermkit.data.splits import read_split_manifest
 
-    manifest = run_dir / "split.csv"
-    if not manifest.is_file():
-        return {}
-    try:
-        split = read_split_manifest(manifest)
-    except DataError:
-        return {}
+    folders = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
+    used: dict[str, set[str]] = {"train": set(), "val": set()}
+    for folder in folders:
+        manifest = folder / "split.csv"
+        if not manifest.is_file():
+            continue
+        try:
+            split = read_split_manifest(manifest)
+        except DataError:
+            continue
+        for part, paths in used.items():
+            paths.update(os.path.realpath(r.path) for r in getattr(split, part))
     evaluated = {os.path.realpath(r.path) for r in records}
     out: dict[str, int] = {}
-    for part in ("train", "val"):
-        used = {os.path.realpath(r.path) for r in getattr(split, part)}
-        overlap = len(evaluated & used)
+    for part, paths in used.items():
+        overlap = len(evaluated & paths)
         if overlap:
             out[part] = overlap
     return out
 
 
 def _load(
-    run: LoadedRun, data: DataSource, format: str, options: Mapping[str, Any]
+    run: LoadedRun | Ensemble, data: DataSource, format: str, options: Mapping[str, Any]
 ) -> tuple[LoadedDataset, str | None, str]:
     """``(loaded data, format or None, label)`` for any of the accepted data sources."""
     if isinstance(data, LoadedDataset):
@@ -182,7 +190,7 @@ def _load(
 
 
 def score_run(
-    run: LoadedRun,
+    run: LoadedRun | Ensemble,
     data: DataSource,
     *,
     tta: bool = False,
@@ -197,7 +205,7 @@ def score_run(
     ``data`` is a dataset path (``format`` and reader ``options`` as for
     :func:`~dermkit.data.open.open_dataset`), a :class:`~dermkit.core.Dataset` or a
     :class:`~dermkit.core.LoadedDataset`. ``batch_size`` defaults to the run's training
-    batch size.
+    batch size. ``run`` may be an :class:`~dermkit.ensemble.Ensemble` of runs.
     """
     from dermkit.evaluation.report import RunContext
 
@@ -234,7 +242,7 @@ def score_run(
     extra = [name for name in empty if name not in run.classes]
     if extra:
         notes.append(f"The data also names class(es) without images: {', '.join(extra)}.")
-    seen = seen_in_training(run.run_dir, records)
+    seen = seen_in_training(run.run_dirs, records)
     if seen:
         shown = " and ".join(f"{n} in its {part} part" for part, n in seen.items())
         warning = (
@@ -243,6 +251,11 @@ def score_run(
         )
         notes.append(warning)
         warnings.append(warning)
+    from dermkit.ensemble import Ensemble
+
+    if isinstance(run, Ensemble):
+        names = ", ".join(str(m.model_path) for m in run.members)
+        notes.append(f"Probabilities averaged over {len(run.members)} runs: {names}.")
     if tta:
         notes.append("Predictions averaged over the eight flips and quarter turns (TTA).")
     if calibrated:
