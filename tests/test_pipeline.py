@@ -269,6 +269,35 @@ def test_progress_shows_only_on_a_terminal_for_slow_jobs() -> None:
     assert "verifying images: 3/3 done" in screen.getvalue()
 
 
+def test_progress_writes_a_line_a_minute_to_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from dermkit.data import verify
+
+    clock = [1000.0]
+    monkeypatch.setattr(verify.time, "monotonic", lambda: clock[0])
+    log = io.StringIO()
+    meter = verify.Progress("frozen features", 100, stream=log, log_every=60.0)
+    clock[0] += 30.0
+    meter.update(10)
+    assert log.getvalue() == ""  # nothing before the first minute
+    clock[0] += 30.0
+    meter.update(10)  # 20 done in 60 s: 1/3 per second, 80 left
+    assert log.getvalue() == "frozen features: 20/100 (0.3/s, 4:00 left)\n"
+    clock[0] += 10.0
+    meter.update(10)
+    assert log.getvalue().count("\n") == 1  # the next line waits another minute
+    meter.update(70)
+    meter.close()
+    assert log.getvalue().endswith("frozen features: 100/100 done\n")
+    assert "\r" not in log.getvalue()
+    quick = io.StringIO()
+    meter = verify.Progress("verifying images", 3, stream=quick)
+    meter.update(3)
+    meter.close()
+    assert quick.getvalue() == ""  # a job shorter than a minute leaves no trace
+
+
 def test_reading_datasets_imports_neither_tensorflow_nor_opencv() -> None:
     import subprocess
     import sys

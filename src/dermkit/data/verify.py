@@ -30,10 +30,14 @@ def default_workers() -> int:
 
 
 class Progress:
-    """A one-line ``\\r`` counter on a terminal's stderr, shown only for slow jobs.
+    """A progress counter with rate and time left, for slow jobs only.
 
-    ``enabled=None`` (the default) means: only when stderr is a terminal, and only
-    once the job has run for ``delay`` seconds, so quick loads and logs stay clean.
+    On a terminal's stderr it is one ``\\r`` line redrawn in place, once the job has
+    run for ``delay`` seconds. Anywhere else (a log file, ``nohup``, CI) it writes a
+    full line every ``log_every`` seconds instead, so a background job that computes
+    features for half an hour says how far it is without flooding its log; jobs
+    shorter than that write nothing. ``enabled=False`` silences it, ``True`` forces
+    the terminal form.
     """
 
     def __init__(
@@ -43,37 +47,60 @@ class Progress:
         *,
         enabled: bool | None = None,
         delay: float = 1.0,
+        log_every: float = 60.0,
         stream: TextIO | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self.log_every = log_every
+        self.logging = False
         if enabled is None:
             isatty = getattr(self.stream, "isatty", None)
             enabled = bool(isatty and isatty())
+            self.logging = not enabled
         self.enabled = enabled
         self.label = label
         self.total = total
         self.done = 0
         self.delay = delay
         self._start = time.monotonic()
-        self._last = 0.0
+        self._last = self._start
         self._shown = False
+
+    def _status(self, now: float) -> str:
+        """``label: done/total (rate/s, m:ss left)``; the rate is over the whole job."""
+        line = f"{self.label}: {self.done:,}/{self.total:,}"
+        elapsed = now - self._start
+        if self.done and elapsed > 0 and self.done < self.total:
+            rate = self.done / elapsed
+            left = int((self.total - self.done) / rate)
+            line += f" ({rate:.1f}/s, {left // 60}:{left % 60:02d} left)"
+        return line
 
     def update(self, count: int = 1) -> None:
         self.done += count
+        now = time.monotonic()
+        if self.logging:
+            if now - self._last >= self.log_every and self.done < self.total:
+                self._last = now
+                self._shown = True
+                self.stream.write(self._status(now) + "\n")
+                self.stream.flush()
+            return
         if not self.enabled:
             return
-        now = time.monotonic()
         if now - self._start < self.delay or (now - self._last < 0.1 and self.done < self.total):
             return
         self._last = now
         self._shown = True
-        self.stream.write(f"\r{self.label}: {self.done:,}/{self.total:,}")
+        self.stream.write(f"\r{self._status(now)}")
         self.stream.flush()
 
     def close(self) -> None:
-        if self._shown:
-            self.stream.write(f"\r{self.label}: {self.done:,}/{self.total:,} done\n")
-            self.stream.flush()
+        if not self._shown:
+            return
+        start = "" if self.logging else "\r"
+        self.stream.write(f"{start}{self.label}: {self.done:,}/{self.total:,} done\n")
+        self.stream.flush()
 
 
 def _check(path: Path, max_pixels: int) -> DataError | None:
