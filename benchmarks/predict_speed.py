@@ -3,18 +3,21 @@
     python benchmarks/predict_speed.py --run RUN [--images 256] [--rounds 3] [--latency 60]
     python benchmarks/predict_speed.py --model lfn --size 128 [--model-option stem=resnet]
     python benchmarks/predict_speed.py --smoke
+    python benchmarks/predict_speed.py --run RUN --part val --int8-percentile 99.99 --rounds 1
 
 Prints the machine first (``_machine.py``), then one table: batch throughput
 (images/s at ``--batch-size``), single-image latency (p50/p95 over ``--latency``
 calls) and, for every export, top-1 agreement with the Keras model and the largest
-probability difference, on the run's test images. The arms:
+probability difference, on the run's test images (``--part val`` for choosing export
+settings). The arms:
 
 - ``keras predict``: ``model.predict`` on the images already decoded (latency:
   ``model.predict`` on one image, as a user would call it);
 - ``dermkit predict``: ``LoadedRun.predict`` from the image files, through the decoded
   image cache (warm) and the ``tf.data`` pipeline, i.e. what ``dermkit predict`` does;
 - ``tflite``, ``tflite float16``, ``tflite int8`` (calibrated on the run's training
-  images) and, when tf2onnx and onnxruntime are installed, ``onnx``: the exports,
+  images; ``--int8-percentile P`` adds one with percentile activation ranges per P)
+  and, when tf2onnx and onnxruntime are installed, ``onnx``: the exports,
   opened with :func:`dermkit.export.open_exported`, on the decoded images.
 
 Arms alternate (A B C ..., then in reverse) for ``--rounds`` rounds, so other jobs on
@@ -93,7 +96,12 @@ def train_tiny_run(args: argparse.Namespace, out: Path) -> Path:
 
 
 def make_arms(
-    run: Any, paths: list[Any], images: np.ndarray, workdir: Path, batch: int
+    run: Any,
+    paths: list[Any],
+    images: np.ndarray,
+    workdir: Path,
+    batch: int,
+    percentiles: Sequence[float] = (),
 ) -> list[Arm]:
     from dermkit.export import export_run, open_exported
 
@@ -110,22 +118,31 @@ def make_arms(
             lambda i: run.predict(paths[i : i + 1]),
         ),
     ]
-    exports: list[tuple[str, str, str | None]] = [
-        ("tflite", "tflite", None),
-        ("tflite float16", "tflite", "float16"),
-        ("tflite int8", "tflite", "int8"),
+    exports: list[tuple[str, str, str | None, float | None]] = [
+        ("tflite", "tflite", None, None),
+        ("tflite float16", "tflite", "float16", None),
+        ("tflite int8", "tflite", "int8", None),
     ]
+    exports += [(f"tflite int8 p{p:g}", "tflite", "int8", p) for p in percentiles]
     try:
         import onnxruntime  # noqa: F401
         import tf2onnx  # noqa: F401
 
-        exports.append(("onnx", "onnx", None))
+        exports.append(("onnx", "onnx", None, None))
     except ImportError:
         print("# onnx: tf2onnx/onnxruntime not installed, not measured")
-    for name, format, quantize in exports:
+    for name, format, quantize, percentile in exports:
         suffix = f"-{quantize}" if quantize else ""
+        suffix += f"-p{percentile:g}" if percentile is not None else ""
         out = workdir / f"model{suffix}.{format}"
-        export_run(run, format, quantize=quantize, out=out, check_images=0)  # type: ignore[arg-type]
+        export_run(
+            run,
+            format,  # type: ignore[arg-type]
+            quantize=quantize,  # type: ignore[arg-type]
+            out=out,
+            check_images=0,
+            activation_percentile=percentile,
+        )
         exported = open_exported(out)
         arms.append(
             Arm(
@@ -184,7 +201,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--train-images", type=int, default=400)
-    parser.add_argument("--images", type=int, default=256, help="test images to predict")
+    parser.add_argument("--images", type=int, default=256, help="images of --part to predict")
+    parser.add_argument(
+        "--part",
+        choices=("val", "test"),
+        default="test",
+        help="the run's part to predict: choose export settings on val, report test",
+    )
+    parser.add_argument(
+        "--int8-percentile",
+        type=float,
+        action="append",
+        default=[],
+        metavar="P",
+        help="also export int8 with activation ranges at the P-th percentile (repeatable)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=int, default=60, help="single-image calls per arm")
@@ -201,14 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_dir = Path(args.run) if args.run else train_tiny_run(args, workdir)
         run = load_run(run_dir)
-        records = list(run_part(Path(run.run_dir), "test"))[: args.images]
+        records = list(run_part(Path(run.run_dir), args.part))[: args.images]
         if not records:
-            parser.error("the run has no test images")
+            parser.error(f"the run has no {args.part} images")
         paths = [r.path for r in records]
         images = run.images(paths).astype(np.float32)  # also warms the cache
         what = run_dir if args.run else f"{args.model} trained 1 epoch (speed only)"
-        print(f"# model: {what}, {run.settings.size} px, {len(images)} test images")
-        arms = make_arms(run, paths, images, workdir, args.batch_size)
+        print(f"# model: {what}, {run.settings.size} px, {len(images)} {args.part} images")
+        arms = make_arms(run, paths, images, workdir, args.batch_size, args.int8_percentile)
         measure(arms, args.rounds, args.latency, len(images))
         print_table(arms, len(images), args.batch_size)
     finally:

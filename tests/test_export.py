@@ -119,6 +119,29 @@ def loaded_part(loaded: Any, part: str) -> tuple[Any, ...]:
     return run_part(loaded.run_dir, part)
 
 
+def test_int8_with_percentile_ranges_predicts_like_keras(
+    tmp_path: Path, loaded: Any, held_out: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dermkit.export import activation_ranges, export_run, open_exported
+
+    used: list[dict[int, tuple[float, float]]] = []
+    original = activation_ranges.with_ranges
+
+    def spy(content: bytes, ranges: Any) -> bytes:
+        used.append(dict(ranges))
+        return original(content, ranges)
+
+    monkeypatch.setattr(activation_ranges, "with_ranges", spy)
+    out = tmp_path / "p.tflite"
+    export_run(loaded, "tflite", quantize="int8", out=out, activation_percentile=99.9)
+    assert len(used) == 1 and used[0]  # the ranges were replaced before quantising
+    assert_agrees(loaded.model, open_exported(out), held_out, "int8")
+    with pytest.raises(ConfigError, match="int8 only"):
+        export_run(loaded, "tflite", quantize="float16", activation_percentile=99.9)
+    with pytest.raises(ConfigError, match="activation percentile"):
+        export_run(loaded, "tflite", quantize="int8", activation_percentile=40.0)
+
+
 def test_int8_calibrates_on_the_training_images_only(
     tmp_path: Path, loaded: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -48,6 +48,14 @@ def register(subparsers: Any) -> None:
         help=f"(int8) training images to calibrate on (default {DEFAULT_COUNT})",
     )
     parser.add_argument(
+        "--activation-percentile",
+        type=float,
+        default=None,
+        metavar="P",
+        help="(int8) each activation's range covers this percentile of its calibration "
+        "values at either end (e.g. 99.99) instead of their min and max",
+    )
+    parser.add_argument(
         "--check-images",
         type=int,
         default=DEFAULT_CHECK_IMAGES,
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         calibration_images=args.calibration_images,
         check_images=args.check_images,
+        activation_percentile=args.activation_percentile,
     )
     print(f"dermkit: wrote {result.path}")
     print(f"dermkit: wrote {sidecar_path(result.path)}")
@@ -79,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
             f"dermkit: int8 ranges calibrated on {result.calibration_images} training image(s); "
             f"{result.corrected_layers} layer(s) rounded to minimise their output error, "
             "with bias correction"
+            + (
+                f"; activation ranges at the {args.activation_percentile:g}th percentile"
+                if args.activation_percentile is not None
+                else ""
+            )
         )
     if result.check is not None:
         print(f"dermkit: {result.check.line()}")

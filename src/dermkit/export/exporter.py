@@ -23,7 +23,7 @@ import numpy as np
 
 from dermkit import __version__, atomic
 from dermkit.errors import ConfigError, DataError
-from dermkit.export import bias_correction, calibration, formats
+from dermkit.export import activation_ranges, bias_correction, calibration, formats
 from dermkit.export.exported import ExportedModel, open_exported
 from dermkit.export.info import FORMATS, QUANTIZATIONS, ExportInfo, Format, Quantize, sidecar_path
 
@@ -109,6 +109,7 @@ def export_run(
     calibration_images: int = calibration.DEFAULT_COUNT,
     check_images: int = DEFAULT_CHECK_IMAGES,
     seed: int = 0,
+    activation_percentile: float | None = None,
 ) -> ExportResult:
     """Write the run's best model as ``format`` with its description inside and beside it.
 
@@ -119,6 +120,9 @@ def export_run(
     With ``check_images`` above 0 the export is then loaded back and compared with the
     Keras model on that many of the run's validation images (training images if it has
     no validation part); the check is skipped when those images are not readable here.
+    ``activation_percentile`` (int8 only) sets each activation's range to that
+    percentile of its calibration values instead of their min and max
+    (:mod:`dermkit.export.activation_ranges`).
     """
     from dermkit.runs import load_run
 
@@ -129,6 +133,13 @@ def export_run(
             "this is an exported model already",
             where=str(loaded.run_dir),
             hint="export from the run folder that `dermkit train` wrote",
+        )
+    activation_ranges.check_percentile(activation_percentile)
+    if activation_percentile is not None and quantize != "int8":
+        raise ConfigError(
+            "an activation percentile applies to --quantize int8 only",
+            where="activation_percentile",
+            hint="add --quantize int8, or leave the percentile out",
         )
     if calibration_images < 1:
         raise ConfigError(f"calibration images must be at least 1, got {calibration_images}")
@@ -158,7 +169,7 @@ def export_run(
         try:
             saved = staging / "saved_model"
             model.export(str(saved), format="tf_saved_model", verbose=False)
-            content = formats.tflite_bytes(saved, quantize, representative)
+            content = formats.tflite_bytes(saved, quantize, representative, activation_percentile)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         formats.write_tflite(formats.embed_tflite_info(content, text), target)

@@ -77,9 +77,17 @@ def read_saved_model_info(folder: Path) -> str | None:
 
 
 def tflite_bytes(
-    saved_model: Path, quantize: Quantize | None, representative: Representative | None
+    saved_model: Path,
+    quantize: Quantize | None,
+    representative: Representative | None,
+    activation_percentile: float | None = None,
 ) -> bytes:
-    """Convert a SavedModel folder to a TFLite flatbuffer, quantised as asked."""
+    """Convert a SavedModel folder to a TFLite flatbuffer, quantised as asked.
+
+    For int8, ``activation_percentile`` replaces the converter's min/max activation
+    ranges by percentiles of the calibration values
+    (:mod:`dermkit.export.activation_ranges`).
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
@@ -94,14 +102,35 @@ def tflite_bytes(
         # every operation in int8 (an error names any that cannot be), raw float
         # pixels in and float probabilities out, as for the other formats
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # calibrate only: the ranges are replaced before quantising
+        converter._experimental_calibrate_only = activation_percentile is not None
     try:
-        return bytes(converter.convert())
+        content = bytes(converter.convert())
+        if quantize == "int8" and activation_percentile is not None:
+            assert representative is not None
+            content = _percentile_int8(content, representative, activation_percentile)
+        return content
     except Exception as error:
         raise DataError(
             f"the TFLite converter failed: {type(error).__name__}: {error}",
             where=str(saved_model),
             hint="try --format saved_model, or export without --quantize",
         ) from error
+
+
+def _percentile_int8(calibrated: bytes, representative: Representative, percentile: float) -> bytes:
+    """The calibrated float model quantised with percentile activation ranges."""
+    import tensorflow as tf
+
+    from dermkit.export import activation_ranges
+
+    with warnings.catch_warnings():  # TF's interpreter: deprecation and debug-mode notes
+        warnings.simplefilter("ignore")
+        ranges = activation_ranges.percentile_ranges(
+            calibrated, representative(), percentile, tf.lite.Interpreter
+        )
+    edited = activation_ranges.with_ranges(calibrated, ranges)
+    return activation_ranges.quantize_calibrated(edited)
 
 
 def embed_tflite_info(content: bytes, info_text: str) -> bytes:
