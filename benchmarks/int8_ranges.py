@@ -79,8 +79,9 @@ def main() -> int:
             cells = []
             for part, images in parts.items():
                 got = exported.predict(images, batch_size=32)
-                same = np.mean(got.argmax(axis=1) == expected[part].argmax(axis=1))
-                cells += [f"{100 * same:.1f}%", f"{np.max(np.abs(got - expected[part])):.3f}"]
+                same = int(np.sum(got.argmax(axis=1) == expected[part].argmax(axis=1)))
+                share = f"{100 * same / len(images):.2f}% ({same}/{len(images)})"
+                cells += [share, f"{np.max(np.abs(got - expected[part])):.3f}"]
             print(f"| {name} | {seconds:.0f} | " + " | ".join(cells) + " |", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
