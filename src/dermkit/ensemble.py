@@ -167,11 +167,9 @@ class Ensemble:
         batch_size: int | None = None,
     ) -> Report:
         """The ensemble scored on a labelled set, as :meth:`LoadedRun.evaluate` scores a run."""
-        import warnings
+        from dermkit.evaluation.run_scoring import evaluate_and_warn
 
-        from dermkit.evaluation.run_scoring import score_run
-
-        scored = score_run(
+        return evaluate_and_warn(
             self,
             dataset,
             tta=tta,
@@ -179,9 +177,6 @@ class Ensemble:
             balanced_test=balanced_test,
             batch_size=batch_size,
         )
-        for message in scored.warnings:
-            warnings.warn(message, UserWarning, stacklevel=2)
-        return scored.report
 
 
 def load_ensemble(paths: Sequence[str | os.PathLike[str]], *, trust_code: bool = False) -> Ensemble:

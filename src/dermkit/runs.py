@@ -308,11 +308,9 @@ class LoadedRun:
         one class) are issued as Python warnings and kept in the report. Save it with
         ``report.write(folder)``.
         """
-        import warnings
+        from dermkit.evaluation.run_scoring import evaluate_and_warn
 
-        from dermkit.evaluation.run_scoring import score_run
-
-        scored = score_run(
+        return evaluate_and_warn(
             self,
             dataset,
             tta=tta,
@@ -320,9 +318,6 @@ class LoadedRun:
             balanced_test=balanced_test,
             batch_size=batch_size,
         )
-        for message in scored.warnings:
-            warnings.warn(message, UserWarning, stacklevel=2)
-        return scored.report
 
     def images(
         self, items: Sequence[PathOrRecord], loader: ImageLoader | None = None

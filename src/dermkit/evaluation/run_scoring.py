@@ -136,9 +136,7 @@ def dataset_label(path: str | os.PathLike[str]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "data"
 
 
-def seen_in_training(
-    run_dirs: Path | Sequence[Path], records: tuple[Record, ...]
-) -> dict[str, int]:
+def seen_in_training(run_dirs: Sequence[Path], records: tuple[Record, ...]) -> dict[str, int]:
     """How many evaluated images the run (any of the runs) trained or validated on, by part.
 
     Scores on images a model was fitted (or its best epoch chosen) on overstate how it
@@ -148,9 +146,8 @@ def seen_in_training(
     """
     from dermkit.data.splits import read_split_manifest
 
-    folders = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
     used: dict[str, set[str]] = {"train": set(), "val": set()}
-    for folder in folders:
+    for folder in run_dirs:
         manifest = folder / "split.csv"
         if not manifest.is_file():
             continue
@@ -271,3 +268,29 @@ def score_run(
         probabilities=probabilities,
         warnings=(*warnings, *report.warnings),
     )
+
+
+def evaluate_and_warn(
+    run: LoadedRun | Ensemble,
+    data: DataSource,
+    *,
+    tta: bool = False,
+    calibrated: bool = False,
+    balanced_test: bool = False,
+    batch_size: int | None = None,
+) -> Report:
+    """:func:`score_run`'s report, its warnings issued as Python warnings: what
+    ``run.evaluate(...)`` returns for a run and for an ensemble alike."""
+    import warnings
+
+    scored = score_run(
+        run,
+        data,
+        tta=tta,
+        calibrated=calibrated,
+        balanced_test=balanced_test,
+        batch_size=batch_size,
+    )
+    for message in scored.warnings:
+        warnings.warn(message, UserWarning, stacklevel=3)
+    return scored.report
