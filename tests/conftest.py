@@ -175,3 +175,40 @@ def _isolated_image_cache(
     path = tmp_path_factory.mktemp("dermkit-cache")
     monkeypatch.setenv("DERMKIT_CACHE", str(path))
     return path
+
+
+TINY_RUN_SIZE = 64
+"""The smallest input LFN takes is 64x64."""
+
+
+def train_tiny_run(
+    base: Path, *, rename: Mapping[str, str] | None = None, n_boot: int = 50
+) -> Path:
+    """A finished one-epoch LFN run on synthetic images: ``base/run``, data in ``base/data``.
+
+    The tests of whatever reads a finished run (export, ensembles, the run commands)
+    need one; training it costs seconds, so they share one per module through a
+    module-scoped fixture. ``rename`` renames the synthetic class folders first (e.g. to
+    HAM10000's class names).
+    """
+    from dermkit.data.folder import ImageFolder
+    from dermkit.data.splits import GroupedStratifiedSplit
+    from dermkit.demo import make_demo_dataset
+    from dermkit.evaluation.evaluator import StandardEvaluator
+    from dermkit.experiment import Experiment
+    from dermkit.models.lfn import LFN
+    from dermkit.training.config import Training
+
+    data = make_demo_dataset(base / "data", size=TINY_RUN_SIZE, scale=0.12, seed=5)
+    for old, new in (rename or {}).items():
+        (data / old).rename(data / new)
+    Experiment(
+        data=ImageFolder(data),
+        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
+        model=LFN(dense=(16,)),
+        training=Training(epochs=1, batch_size=8, verbose=0),
+        evaluator=StandardEvaluator(n_boot=n_boot),
+        image_size=TINY_RUN_SIZE,
+        cache_dir="",
+    ).run(base / "run")
+    return base / "run"

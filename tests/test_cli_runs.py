@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import TINY_RUN_SIZE, train_tiny_run
 from dermkit.cli.main import main
 from dermkit.errors import DataError
 
-SIZE = 64
+SIZE = TINY_RUN_SIZE
 RUN_CLASSES = ("bcc", "mel", "nv", "vasc")
 """The tiny run's classes: ImageFolder sorts the folder names."""
 
@@ -34,28 +35,7 @@ DEMO_TO_HAM = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dermkit.data.folder import ImageFolder
-    from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.demo import make_demo_dataset
-    from dermkit.evaluation.evaluator import StandardEvaluator
-    from dermkit.experiment import Experiment
-    from dermkit.models.lfn import LFN
-    from dermkit.training.config import Training
-
-    base = tmp_path_factory.mktemp("tiny-run")
-    data = make_demo_dataset(base / "data", size=SIZE, scale=0.12, seed=5)
-    for demo_name, ham_name in DEMO_TO_HAM.items():
-        (data / demo_name).rename(data / ham_name)
-    Experiment(
-        data=ImageFolder(data),
-        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
-        model=LFN(dense=(16,)),  # the smallest input LFN takes is 64x64
-        training=Training(epochs=1, batch_size=8, verbose=0),
-        evaluator=StandardEvaluator(n_boot=50),
-        image_size=SIZE,
-        cache_dir="",
-    ).run(base / "run")
-    return base / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("tiny-run"), rename=DEMO_TO_HAM)
 
 
 @pytest.fixture(scope="module")

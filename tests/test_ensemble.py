@@ -13,35 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import train_tiny_run
 from dermkit.cli.main import main
 from dermkit.errors import ConfigError
-
-SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from dermkit.data.folder import ImageFolder
-    from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.demo import make_demo_dataset
-    from dermkit.evaluation.evaluator import StandardEvaluator
-    from dermkit.experiment import Experiment
     from dermkit.models import load_model
-    from dermkit.models.lfn import LFN
-    from dermkit.training.config import Training
 
     base = tmp_path_factory.mktemp("ensemble")
-    data = make_demo_dataset(base / "data", size=SIZE, scale=0.12, seed=5)
-    first = base / "first"
-    Experiment(
-        data=ImageFolder(data),
-        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
-        model=LFN(dense=(16,)),
-        training=Training(epochs=1, batch_size=8, verbose=0),
-        evaluator=StandardEvaluator(n_boot=50),
-        image_size=SIZE,
-        cache_dir="",
-    ).run(first)
+    first = train_tiny_run(base)
     second = base / "second"
     shutil.copytree(first, second)
     model = load_model(second / "model.keras", compile=False)

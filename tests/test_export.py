@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import TINY_RUN_SIZE, train_tiny_run
 from dermkit.errors import ConfigError, DataError
 
-SIZE = 64
+SIZE = TINY_RUN_SIZE
 TOLERANCE = {None: 1e-5, "float16": 1e-3, "int8": 0.02}
 """Largest probability difference allowed against Keras, by quantisation (seen: about
 6e-8, 2e-5 and 2e-3 for this run, whose one epoch leaves margins of 0.01-0.02)."""
@@ -34,26 +35,7 @@ AGREEMENT = {None: 1.0, "float16": 1.0, "int8": 0.95}
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from dermkit.data.folder import ImageFolder
-    from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.demo import make_demo_dataset
-    from dermkit.evaluation.evaluator import StandardEvaluator
-    from dermkit.experiment import Experiment
-    from dermkit.models.lfn import LFN
-    from dermkit.training.config import Training
-
-    base = tmp_path_factory.mktemp("export-run")
-    data = make_demo_dataset(base / "data", size=SIZE, scale=0.12, seed=5)
-    Experiment(
-        data=ImageFolder(data),
-        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
-        model=LFN(dense=(16,)),
-        training=Training(epochs=1, batch_size=8, verbose=0),
-        evaluator=StandardEvaluator(n_boot=20),
-        image_size=SIZE,
-        cache_dir="",
-    ).run(base / "run")
-    return base / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("export-run"), n_boot=20)
 
 
 @pytest.fixture(scope="module")
