@@ -73,3 +73,10 @@ def test_bad_transforms_and_shapes() -> None:
         predict_tta(model, np.zeros((2, 8, 6, 3), np.float32), "rotations")
     with pytest.raises(DataError, match="batch"):
         predict_tta(model, [np.zeros((8, 8, 3), np.float32)])
+
+
+def test_on_batch_counts_every_image_once_per_batch() -> None:
+    model = _model(pooling=True)
+    seen: list[int] = []
+    predict_tta(model, _images(n=10), "dihedral", batch_size=4, on_batch=seen.append)
+    assert seen == [4, 4, 2]  # images, not image-views: a progress counter's total is n

@@ -201,6 +201,7 @@ class LoadedRun:
         calibrated: bool = False,
         batch_size: int = 32,
         loader: ImageLoader | None = None,
+        progress: bool | None = None,
     ) -> np.ndarray:
         """Class probabilities ``(len(items), len(classes))``, rows in input order.
 
@@ -209,6 +210,9 @@ class LoadedRun:
         the eight flips and right-angle turns (or a preset name of
         :data:`dermkit.evaluation.tta.PRESETS`); ``calibrated`` applies the run's
         temperature. A bad image raises a :class:`DataError` that names it.
+        Scoring a thousand images with TTA takes minutes on a CPU, so ``progress``
+        counts images with rate and time left (``None``: a redrawn line on a terminal,
+        a line a minute in a log; jobs of a second or less print nothing).
         """
         if batch_size < 1:
             raise ConfigError(
@@ -224,15 +228,21 @@ class LoadedRun:
             item if isinstance(item, Record) else Record(path=os.fspath(item), label=0, group="")
             for item in items
         ]
-        stream = evaluation_stream(records, loader or self.loader(), batch_size=batch_size)
-        with surface_data_errors():
-            if tta:
-                from dermkit.evaluation.tta import predict_tta
+        from dermkit.data.verify import Progress
+        from dermkit.evaluation.tta import predict_tta, resolve_transforms
 
-                preset = tta if isinstance(tta, str) else "dihedral"
-                probabilities = predict_tta(self.model, stream, preset, batch_size=batch_size)
-            else:
-                probabilities = np.asarray(self.model.predict(stream, verbose=0), np.float64)
+        stream = evaluation_stream(records, loader or self.loader(), batch_size=batch_size)
+        preset = (tta if isinstance(tta, str) else "dihedral") if tta else "none"
+        views = len(resolve_transforms(preset))
+        label = f"{self.name}: images" + (f" ({views} views each)" if views > 1 else "")
+        counter = Progress(label, len(records), enabled=progress)
+        try:
+            with surface_data_errors():
+                probabilities = predict_tta(
+                    self.model, stream, preset, batch_size=batch_size, on_batch=counter.update
+                )
+        finally:
+            counter.close()
         self._check_width(probabilities, len(records))
         if scaler is not None:
             probabilities = scaler.apply(probabilities)

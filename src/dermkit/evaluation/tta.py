@@ -110,6 +110,7 @@ def predict_tta(
     transforms: str | Sequence[str] = "dihedral",
     *,
     batch_size: int = 32,
+    on_batch: Callable[[int], None] | None = None,
 ) -> FloatArray:
     """Class probabilities averaged over ``transforms`` for every image, in input order.
 
@@ -117,7 +118,8 @@ def predict_tta(
     batches, or a batched ``tf.data.Dataset`` whose elements are ``x`` or ``(x, y[, w])``
     (labels are ignored, so the output lines up with the dataset's records).
     ``transforms`` is a preset (``"dihedral"``, ``"flips"``, ``"rotations"``,
-    ``"none"``) or a list of names from :data:`TRANSFORMS`.
+    ``"none"``) or a list of names from :data:`TRANSFORMS`. ``on_batch`` is called with
+    the number of images after each batch, e.g. to advance a progress counter.
     """
     names = resolve_transforms(transforms)
     if batch_size < 1:
@@ -138,6 +140,8 @@ def predict_tta(
             total = prediction if total is None else total + prediction
         assert total is not None
         outputs.append(total / len(functions))
+        if on_batch is not None:
+            on_batch(batch.shape[0])
     if not outputs:
         raise DataError("no images to predict", where="images")
     return np.concatenate(outputs, axis=0)
