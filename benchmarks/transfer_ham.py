@@ -35,6 +35,7 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _entry import run
+from _figures import report_figures
 from _machine import print_machine
 
 ARMS = ("lite0-imagenet", "lite0-imagenet-ft", "lite2-imagenet", "lite0-random", "lfn128")
@@ -90,20 +91,7 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
 def figures(run_dir: Path) -> dict[str, Any]:
     from dermkit.evaluation.report import Report
 
-    report = Report.read(run_dir / "report_test")
-    interval = report.intervals.balanced_accuracy if report.intervals is not None else None
-    mel = None
-    if "mel" in report.class_names:
-        for point in report.metrics.operating_points:
-            if abs(point.target_specificity - 0.8) < 1e-9:
-                mel = point.sensitivity
-    return {
-        "balanced_accuracy": report.balanced_accuracy,
-        "ci": (interval.low, interval.high) if interval is not None else None,
-        "recall": dict(zip(report.class_names, report.metrics.recall, strict=True)),
-        "mel_sens_at_spec_0.8": mel,
-        "n": report.metrics.n,
-    }
+    return report_figures(Report.read(run_dir / "report_test"))
 
 
 def run_arm(arm: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""Single runs against their ensemble, with and without TTA: chosen on validation, then test.
+
+Averaging the probabilities of finished runs (``dermkit evaluate RUN RUN``) and of the
+eight flips and quarter turns (``--tta``) are choices, so they are made the honest way:
+every arm is scored on the runs' common validation part, the best one is chosen there,
+and only then is the test part scored. The test table lists every arm for context, with
+the chosen one marked; no figure in it was used for any choice.
+
+    python benchmarks/ensemble_ham.py --runs runs/transfer-lite0/lite0-imagenet \\
+        runs/transfer-lite2/lite2-imagenet --out runs/ensemble-ham
+
+Each member predicts each part once per TTA setting (the costly part: a TTA pass is
+eight forward passes); the probabilities are kept in ``--out`` so that a second run of
+the script only reprints. The members must share one ``split.csv``. Prints the machine
+first (``_machine.py``), then the two tables and the time used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+from _entry import run
+from _figures import report_figures
+from _machine import print_machine
+
+PARTS = ("val", "test")
+
+
+@attrs.frozen
+class Arm:
+    """One scored model: a member (or the mean of all members), with or without TTA."""
+
+    name: str
+    members: tuple[int, ...]
+    tta: bool
+
+
+def arms(names: Sequence[str]) -> list[Arm]:
+    """Each member alone and all of them together, each with and without TTA."""
+    out: list[Arm] = []
+    groups = [((i,), name) for i, name in enumerate(names)]
+    if len(names) > 1:
+        groups.append((tuple(range(len(names))), "ensemble"))
+    for members, name in groups:
+        for tta in (False, True):
+            out.append(Arm(name + (" + TTA" if tta else ""), members, tta))
+    return out
+
+
+def model_key(run_dir: Path) -> str:
+    """Changes when the run's model file does: a stale probability file is not reused."""
+    model = run_dir / "model.keras"
+    stat = model.stat()
+    text = f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def member_probabilities(
+    loaded: Any, run_dir: Path, records: Sequence[Any], part: str, tta: bool, out: Path
+) -> np.ndarray:
+    """A member's probabilities on one part, read back from ``out`` when computed before."""
+    path = out / f"{run_dir.name}-{model_key(run_dir)}-{part}{'-tta' if tta else ''}.npy"
+    if path.is_file():
+        cached = np.load(path)
+        if cached.shape == (len(records), len(loaded.classes)):
+            return cached
+    started = time.perf_counter()
+    batch = int((loaded.config.get("training") or {}).get("batch_size") or 32)
+    probabilities = loaded.predict(records, tta=tta, batch_size=batch)
+    seconds = time.perf_counter() - started
+    print(
+        f"  {run_dir.name} {part}{' TTA' if tta else ''}: {len(records)} images "
+        f"in {seconds:.0f} s ({len(records) / seconds:.1f} images/s)",
+        flush=True,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(path, probabilities)
+    return np.asarray(probabilities)
+
+
+def table(
+    part: str, rows: list[tuple[Arm, dict[str, Any]]], chosen: Arm | None, classes: Sequence[str]
+) -> None:
+    print(f"\n{part} part, {rows[0][1]['n']} images:")
+    recall = " / ".join(classes)
+    print(f"| arm | balanced accuracy (95% CI) | mel sens @ spec 0.8 | recall {recall} |")
+    print("|---|---|---:|---|")
+    for arm, row in rows:
+        ci = f" ({row['ci'][0]:.3f}–{row['ci'][1]:.3f})" if row["ci"] else ""
+        mel = row["mel_sens_at_spec_0.8"]
+        mel_text = f"{mel:.3f}" if mel is not None else "n/a"
+        recall = " / ".join(f"{r:.2f}" for r in row["recall"].values())
+        mark = " **(chosen on val)**" if arm == chosen else ""
+        print(f"| {arm.name}{mark} | {row['balanced_accuracy']:.3f}{ci} | {mel_text} | {recall} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="finished run folders")
+    parser.add_argument(
+        "--out", default="runs/ensemble-ham", help="folder for the members' probabilities"
+    )
+    parser.add_argument("--no-tta", action="store_true", help="skip the TTA arms (8x cheaper)")
+    args = parser.parse_args()
+    print_machine()
+
+    from dermkit.ensemble import load_ensemble
+    from dermkit.evaluation.run_scoring import make_evaluator
+    from dermkit.export.calibration import run_part
+    from dermkit.runs import load_run
+
+    started = time.perf_counter()
+    run_dirs = [Path(r) for r in args.runs]
+    members = [load_run(r) for r in run_dirs]
+    if len(members) > 1:
+        load_ensemble(run_dirs).split_manifest()  # refuses members of different splits
+    names = [d.name for d in run_dirs]
+    chosen_arms = [a for a in arms(names) if not (args.no_tta and a.tta)]
+    classes = members[0].classes
+    print(f"members: {', '.join(str(d) for d in run_dirs)}; classes {', '.join(classes)}")
+    evaluator = make_evaluator(members[0].config, balanced_test=False)
+    out = Path(args.out)
+    chosen: Arm | None = None
+    for part in PARTS:
+        records = run_part(run_dirs[0], part)
+        rows: list[tuple[Arm, dict[str, Any]]] = []
+        for arm in chosen_arms:
+            probabilities = np.mean(
+                [
+                    member_probabilities(members[i], run_dirs[i], records, part, arm.tta, out)
+                    for i in arm.members
+                ],
+                axis=0,
+            )
+            report = evaluator.evaluate(probabilities, records, classes)
+            rows.append((arm, report_figures(report)))
+        if part == "val":
+            chosen = max(rows, key=lambda row: row[1]["balanced_accuracy"])[0]
+        table(part, rows, chosen, tuple(classes))
+    minutes = (time.perf_counter() - started) / 60
+    print(f"\nchosen on validation: {chosen.name if chosen else 'none'}; {minutes:.1f} min used")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
