@@ -17,8 +17,8 @@ replaced by the percentiles of that tensor's values. The model's input and outpu
 keep their ranges: the input's is the pixel range, the output's the probabilities'.
 Ranges never grow past the recorded ones. So the 100th percentile is the recorded
 min/max wherever the calibration records a tensor's own extremes; on Lite0 it does not
-for the convolutions that feed a residual ADD, whose recorded ranges are up to twice as
-wide, and there even the 100th percentile narrows them (docs/performance.md).
+for the convolutions that feed a residual ADD, whose recorded ranges are up to 2.2 times
+as wide, and there even the 100th percentile narrows them (docs/performance.md).
 """
 
 from __future__ import annotations
