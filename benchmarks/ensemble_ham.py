@@ -68,9 +68,12 @@ def member_probabilities(
     """A member's probabilities on one part, read back from ``out`` when computed before."""
     path = out / f"{run_dir.name}-{model_key(run_dir)}-{part}{'-tta' if tta else ''}.npy"
     if path.is_file():
-        cached = np.load(path)
-        if cached.shape == (len(records), len(loaded.classes)):
-            return cached
+        try:
+            cached = np.load(path)
+        except (OSError, ValueError):  # a damaged file from an interrupted run: recompute
+            cached = None
+        if cached is not None and cached.shape == (len(records), len(loaded.classes)):
+            return np.asarray(cached)
     started = time.perf_counter()
     batch = int((loaded.config.get("training") or {}).get("batch_size") or 32)
     probabilities = loaded.predict(records, tta=tta, batch_size=batch)
@@ -109,6 +112,8 @@ def main() -> int:
     )
     parser.add_argument("--no-tta", action="store_true", help="skip the TTA arms (8x cheaper)")
     args = parser.parse_args()
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a file; name a folder for the probabilities")
     print_machine()
 
     from dermkit.ensemble import load_ensemble
@@ -122,7 +127,7 @@ def main() -> int:
     if len(members) > 1:
         load_ensemble(run_dirs).split_manifest()  # refuses members of different splits
     names = [d.name for d in run_dirs]
-    chosen_arms = [a for a in arms(names) if not (args.no_tta and a.tta)]
+    scored_arms = [a for a in arms(names) if not (args.no_tta and a.tta)]
     classes = members[0].classes
     print(f"members: {', '.join(str(d) for d in run_dirs)}; classes {', '.join(classes)}")
     evaluator = make_evaluator(members[0].config, balanced_test=False)
@@ -131,7 +136,7 @@ def main() -> int:
     for part in PARTS:
         records = run_part(run_dirs[0], part)
         rows: list[tuple[Arm, dict[str, Any]]] = []
-        for arm in chosen_arms:
+        for arm in scored_arms:
             probabilities = np.mean(
                 [
                     member_probabilities(members[i], run_dirs[i], records, part, arm.tta, out)
