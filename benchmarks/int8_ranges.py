@@ -1,17 +1,19 @@
 """Int8 export: top-1 agreement with the Keras model, min/max against percentile ranges.
 
-Exports a finished run to int8 TFLite once per activation-range setting (the
-converter's min/max, then each ``--percentile``), all calibrated on the same training
-images, and prints for each the top-1 agreement with the run's Keras model and the
-largest probability difference on the run's validation part and on its test part.
-Choose the setting on validation; the test column is for reporting only.
+Exports a finished run to int8 TFLite once per setting (the converter's min/max
+ranges with the classifier quantised too, as before; min/max with the final dense
+layer and softmax kept float, the default; then each ``--percentile``, classifier
+float), all calibrated on the same training images, and prints for each the top-1
+agreement with the run's Keras model and the largest probability difference on the
+run's validation part and on its test part. Choose the setting on validation; the
+test column is for reporting only.
 
     python benchmarks/int8_ranges.py --run runs/transfer-lite0/lite0-imagenet \\
         --percentile 99.99 --percentile 99.999
 
 Prints the machine first (``_machine.py``), then one table. The export includes
 dermkit's weight rounding and bias correction in every row, so the rows differ only
-in the activation ranges.
+in the activation ranges and in whether the classifier is int8.
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|")
     workdir = Path(tempfile.mkdtemp(prefix="dermkit-int8-ranges-"))
     try:
-        for percentile in [None, *args.percentile]:
+        settings = [(None, False), (None, True)] + [(p, True) for p in args.percentile]
+        for percentile, float_classifier in settings:
             name = "min/max (converter)" if percentile is None else f"percentile {percentile:g}"
-            out = workdir / f"model-{percentile or 'minmax'}.tflite"
+            name += ", float classifier" if float_classifier else ", classifier int8 too"
+            out = workdir / f"model-{percentile or 'minmax'}-{float_classifier}.tflite"
             started = time.perf_counter()
             export_run(
                 loaded,
@@ -73,6 +77,7 @@ def main() -> int:
                 calibration_images=args.calibration_images,
                 check_images=0,
                 activation_percentile=percentile,
+                float_classifier=float_classifier,
             )
             seconds = time.perf_counter() - started
             exported = open_exported(out)

@@ -312,6 +312,7 @@ def test_cli_exports_and_reports_the_agreement(
         ),
         (["--format", "tflite", "--check-images", "-1"], "--check-images"),
         (["--format", "tflite", "--quantize", "int8", "--calibration-images", "0"], "at least 1"),
+        (["--format", "tflite", "--int8-classifier"], "applies to --quantize int8 only"),
     ],
 )
 def test_cli_refuses_bad_choices(
@@ -342,6 +343,46 @@ def exported_int8(tiny_run: Path, loaded: Any, tmp_path_factory: pytest.TempPath
 
     out = tmp_path_factory.mktemp("exports") / "lfn-int8.tflite"
     return export_run(loaded, "tflite", quantize="int8", out=out, check_images=0).path
+
+
+def weight_types(path: Path, op_name: str) -> list[int]:
+    """The TFLite tensor type of each ``op_name`` operator's weights, in graph order."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from dermkit.export.float_classifier import _op_name
+
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    return [
+        int(graph.tensors[int(op.inputs[1])].type)
+        for op in graph.operators
+        if _op_name(model.operatorCodes[op.opcodeIndex]) == op_name
+    ]
+
+
+def test_int8_keeps_the_classifier_float_unless_asked(
+    tmp_path: Path, loaded: Any, exported_int8: Path, held_out: np.ndarray
+) -> None:
+    """The default int8 export has every convolution in int8 and only the last dense
+    layer float, so its probabilities are not on int8's 1/256 grid; with
+    ``float_classifier=False`` every dense layer is int8 and they are."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    from dermkit.export import export_run, open_exported
+
+    int8, float32 = schema.TensorType.INT8, schema.TensorType.FLOAT32
+    assert set(weight_types(exported_int8, "CONV_2D")) == {int8}
+    dense = weight_types(exported_int8, "FULLY_CONNECTED")
+    assert dense[-1] == float32 and set(dense[:-1]) <= {int8}
+    probabilities = open_exported(exported_int8).predict(held_out[:64], batch_size=32)
+    assert not np.allclose(probabilities * 256, np.round(probabilities * 256), atol=1e-3)
+
+    out = tmp_path / "all-int8.tflite"
+    export_run(loaded, "tflite", quantize="int8", out=out, check_images=0, float_classifier=False)
+    assert set(weight_types(out, "FULLY_CONNECTED")) == {int8}
+    probabilities = open_exported(out).predict(held_out[:64], batch_size=32)
+    np.testing.assert_allclose(probabilities * 256, np.round(probabilities * 256), atol=1e-3)
+    assert_agrees(loaded.model, open_exported(out), held_out, "int8")
 
 
 def test_load_run_takes_an_exported_model(tiny_run: Path, loaded: Any, exported_int8: Path) -> None:

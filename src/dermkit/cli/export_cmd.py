@@ -56,6 +56,12 @@ def register(subparsers: Any) -> None:
         "values at either end (e.g. 99.99) instead of their min and max",
     )
     parser.add_argument(
+        "--int8-classifier",
+        action="store_true",
+        help="(int8) quantise the final dense layer and softmax too; by default they stay "
+        "float, since int8 probabilities within 1/256 of each other tie",
+    )
+    parser.add_argument(
         "--check-images",
         type=int,
         default=DEFAULT_CHECK_IMAGES,
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         calibration_images=args.calibration_images,
         check_images=args.check_images,
         activation_percentile=args.activation_percentile,
+        float_classifier=not args.int8_classifier,
     )
     print(f"dermkit: wrote {result.path}")
     print(f"dermkit: wrote {sidecar_path(result.path)}")
@@ -92,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
                 f"; activation ranges at the {args.activation_percentile:g}th percentile"
                 if args.activation_percentile is not None
                 else ""
+            )
+            + (
+                ""
+                if args.int8_classifier
+                else "; the final dense layer and softmax (if the model ends in them) kept float"
             )
         )
     if result.check is not None:

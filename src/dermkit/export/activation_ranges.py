@@ -24,7 +24,7 @@ as wide, and there even the 100th percentile narrows them (docs/performance.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -139,9 +139,10 @@ def with_ranges(content: bytes, ranges: Mapping[int, tuple[float, float]]) -> by
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def quantize_calibrated(content: bytes) -> bytes:
+def quantize_calibrated(content: bytes, float_nodes: Sequence[str] = ()) -> bytes:
     """Int8 weights and activations from a calibrated model, float32 in and out, as the
-    converter's own last step makes them (per-channel weights)."""
+    converter's own last step makes them (per-channel weights), except the ops writing
+    the tensors named in ``float_nodes``, which stay float."""
     from tensorflow.lite.python import convert
 
-    return bytes(convert.mlir_quantize(content))
+    return bytes(convert.mlir_quantize(content, denylisted_nodes=list(float_nodes) or None))

@@ -110,6 +110,7 @@ def export_run(
     check_images: int = DEFAULT_CHECK_IMAGES,
     seed: int = 0,
     activation_percentile: float | None = None,
+    float_classifier: bool = True,
 ) -> ExportResult:
     """Write the run's best model as ``format`` with its description inside and beside it.
 
@@ -122,7 +123,9 @@ def export_run(
     no validation part); the check is skipped when those images are not readable here.
     ``activation_percentile`` (int8 only) sets each activation's range to that
     percentile of its calibration values instead of their min and max
-    (:mod:`dermkit.export.activation_ranges`).
+    (:mod:`dermkit.export.activation_ranges`). ``float_classifier`` (int8 only) keeps
+    the last dense layer and its softmax float, so that probabilities within 1/256 of
+    each other do not tie (:mod:`dermkit.export.float_classifier`).
     """
     from dermkit.runs import load_run
 
@@ -140,6 +143,12 @@ def export_run(
             "an activation percentile applies to --quantize int8 only",
             where="activation_percentile",
             hint="add --quantize int8, or leave the percentile out",
+        )
+    if not float_classifier and quantize != "int8":
+        raise ConfigError(
+            "quantising the classifier applies to --quantize int8 only",
+            where="float_classifier",
+            hint="add --quantize int8, or leave --int8-classifier out",
         )
     if calibration_images < 1:
         raise ConfigError(f"calibration images must be at least 1, got {calibration_images}")
@@ -169,7 +178,9 @@ def export_run(
         try:
             saved = staging / "saved_model"
             model.export(str(saved), format="tf_saved_model", verbose=False)
-            content = formats.tflite_bytes(saved, quantize, representative, activation_percentile)
+            content = formats.tflite_bytes(
+                saved, quantize, representative, activation_percentile, float_classifier
+            )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         formats.write_tflite(formats.embed_tflite_info(content, text), target)

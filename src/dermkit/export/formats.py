@@ -81,12 +81,14 @@ def tflite_bytes(
     quantize: Quantize | None,
     representative: Representative | None,
     activation_percentile: float | None = None,
+    float_classifier: bool = True,
 ) -> bytes:
     """Convert a SavedModel folder to a TFLite flatbuffer, quantised as asked.
 
     For int8, ``activation_percentile`` replaces the converter's min/max activation
     ranges by percentiles of the calibration values
-    (:mod:`dermkit.export.activation_ranges`).
+    (:mod:`dermkit.export.activation_ranges`), and ``float_classifier`` keeps the last
+    dense layer and its softmax float (:mod:`dermkit.export.float_classifier`).
     """
     import tensorflow as tf
 
@@ -102,13 +104,16 @@ def tflite_bytes(
         # every operation in int8 (an error names any that cannot be), raw float
         # pixels in and float probabilities out, as for the other formats
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        # calibrate only: the ranges are replaced before quantising
-        converter._experimental_calibrate_only = activation_percentile is not None
+        # calibrate only, then quantise here: the ranges may be replaced and the
+        # classifier kept float in between (the converter's own last step otherwise)
+        converter._experimental_calibrate_only = True
     try:
         content = bytes(converter.convert())
-        if quantize == "int8" and activation_percentile is not None:
+        if quantize == "int8":
             assert representative is not None
-            content = _percentile_int8(content, representative, activation_percentile)
+            content = _quantize_int8(
+                content, representative, activation_percentile, float_classifier
+            )
         return content
     except Exception as error:
         raise DataError(
@@ -118,19 +123,27 @@ def tflite_bytes(
         ) from error
 
 
-def _percentile_int8(calibrated: bytes, representative: Representative, percentile: float) -> bytes:
-    """The calibrated float model quantised with percentile activation ranges."""
+def _quantize_int8(
+    calibrated: bytes,
+    representative: Representative,
+    percentile: float | None,
+    float_classifier: bool,
+) -> bytes:
+    """The calibrated float model quantised, with percentile activation ranges if asked."""
     import tensorflow as tf
 
     from dermkit.export import activation_ranges
+    from dermkit.export.float_classifier import classifier_nodes
 
-    with warnings.catch_warnings():  # TF's interpreter: deprecation and debug-mode notes
-        warnings.simplefilter("ignore")
-        ranges = activation_ranges.percentile_ranges(
-            calibrated, representative(), percentile, tf.lite.Interpreter
-        )
-    edited = activation_ranges.with_ranges(calibrated, ranges)
-    return activation_ranges.quantize_calibrated(edited)
+    kept_float = classifier_nodes(calibrated) if float_classifier else []
+    if percentile is not None:
+        with warnings.catch_warnings():  # TF's interpreter: deprecation and debug-mode notes
+            warnings.simplefilter("ignore")
+            ranges = activation_ranges.percentile_ranges(
+                calibrated, representative(), percentile, tf.lite.Interpreter
+            )
+        calibrated = activation_ranges.with_ranges(calibrated, ranges)
+    return activation_ranges.quantize_calibrated(calibrated, kept_float)
 
 
 def embed_tflite_info(content: bytes, info_text: str) -> bytes:
