@@ -42,6 +42,13 @@ class Arm:
     tta: bool
 
 
+def member_names(run_dirs: Sequence[Path]) -> list[str]:
+    """Each run's folder name, or ``parent/name`` where two runs share a folder name
+    (``transfer_ham.py`` names every Lite0 run ``lite0-imagenet``)."""
+    plain = [d.name for d in run_dirs]
+    return [f"{d.parent.name}/{d.name}" if plain.count(d.name) > 1 else d.name for d in run_dirs]
+
+
 def arms(names: Sequence[str]) -> list[Arm]:
     """Each member alone and all of them together, each with and without TTA."""
     out: list[Arm] = []
@@ -126,7 +133,7 @@ def main() -> int:
     members = [load_run(r) for r in run_dirs]
     if len(members) > 1:
         load_ensemble(run_dirs).split_manifest()  # refuses members of different splits
-    names = [d.name for d in run_dirs]
+    names = member_names(run_dirs)
     scored_arms = [a for a in arms(names) if not (args.no_tta and a.tta)]
     classes = members[0].classes
     print(f"members: {', '.join(str(d) for d in run_dirs)}; classes {', '.join(classes)}")
