@@ -349,14 +349,14 @@ def weight_types(path: Path, op_name: str) -> list[int]:
     """The TFLite tensor type of each ``op_name`` operator's weights, in graph order."""
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from dermkit.export.float_classifier import _op_name
+    from dermkit.export.float_classifier import op_name
 
     model = flatbuffer_utils.read_model(str(path))
     graph = model.subgraphs[0]
     return [
         int(graph.tensors[int(op.inputs[1])].type)
         for op in graph.operators
-        if _op_name(model.operatorCodes[op.opcodeIndex]) == op_name
+        if op_name(model.operatorCodes[op.opcodeIndex]) == op_name
     ]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from dermkit.export import activation_ranges
-from dermkit.export.float_classifier import _op_name, classifier_nodes
+from dermkit.export.float_classifier import classifier_nodes, op_name
 
 SIZE = 16
 
@@ -54,9 +54,9 @@ def _weight_types(content: bytes) -> list[tuple[str, int]]:
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     graph = model.subgraphs[0]
     return [
-        (_op_name(model.operatorCodes[op.opcodeIndex]), int(graph.tensors[int(op.inputs[1])].type))
+        (op_name(model.operatorCodes[op.opcodeIndex]), int(graph.tensors[int(op.inputs[1])].type))
         for op in graph.operators
-        if _op_name(model.operatorCodes[op.opcodeIndex]) in ("CONV_2D", "FULLY_CONNECTED")
+        if op_name(model.operatorCodes[op.opcodeIndex]) in ("CONV_2D", "FULLY_CONNECTED")
     ]
 
 

@@ -39,7 +39,7 @@ def classifier_nodes(calibrated: bytes) -> list[str]:
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     graph = model.subgraphs[0]
-    codes = {index: _op_name(code) for index, code in enumerate(model.operatorCodes)}
+    codes = {index: op_name(code) for index, code in enumerate(model.operatorCodes)}
     writer = {int(out): op for op in graph.operators for out in op.outputs}
     names: list[str] = []
     tensor = int(graph.outputs[0])
@@ -57,7 +57,8 @@ def classifier_nodes(calibrated: bytes) -> list[str]:
     return []
 
 
-def _op_name(code: Any) -> str:
+def op_name(code: Any) -> str:
+    """The builtin operator's name (``"CONV_2D"``) of a TFLite model's operator code."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     number = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
