@@ -345,8 +345,8 @@ def exported_int8(tiny_run: Path, loaded: Any, tmp_path_factory: pytest.TempPath
     return export_run(loaded, "tflite", quantize="int8", out=out, check_images=0).path
 
 
-def weight_types(path: Path, op_name: str) -> list[int]:
-    """The TFLite tensor type of each ``op_name`` operator's weights, in graph order."""
+def weight_types(path: Path, kind: str) -> list[int]:
+    """The TFLite tensor type of each ``kind`` operator's weights, in graph order."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     from dermkit.export.float_classifier import op_name
@@ -356,7 +356,7 @@ def weight_types(path: Path, op_name: str) -> list[int]:
     return [
         int(graph.tensors[int(op.inputs[1])].type)
         for op in graph.operators
-        if op_name(model.operatorCodes[op.opcodeIndex]) == op_name
+        if op_name(model.operatorCodes[op.opcodeIndex]) == kind
     ]
 
 
