@@ -212,3 +212,19 @@ def train_tiny_run(
         cache_dir="",
     ).run(base / "run")
     return base / "run"
+
+
+def convert_int8(
+    saved_model: Path, representative: Callable[[], Any], *, calibrate_only: bool
+) -> bytes:
+    """A SavedModel converted by TFLite's converter for int8 (float in and out), as
+    dermkit's export configures it; ``calibrate_only`` stops at the calibrated float
+    model that records each activation's range."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_calibrate_only = calibrate_only
+    return bytes(converter.convert())

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import convert_int8
 from dermkit.errors import ConfigError
 from dermkit.export import activation_ranges
 
@@ -34,7 +35,6 @@ def _interpreter() -> Any:
 @pytest.fixture(scope="module")
 def converted() -> dict[str, Any]:
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -53,18 +53,10 @@ def converted() -> dict[str, Any]:
         for image in images:
             yield [image[np.newaxis]]
 
-    def convert(calibrate_only: bool) -> bytes:
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter._experimental_calibrate_only = calibrate_only
-        return bytes(converter.convert())
-
     return {
         "saved": folder,
-        "int8": convert(False),
-        "calibrated": convert(True),
+        "int8": convert_int8(folder, representative, calibrate_only=False),
+        "calibrated": convert_int8(folder, representative, calibrate_only=True),
         "representative": representative,
     }
 

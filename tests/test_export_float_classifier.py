@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import convert_int8
 from dermkit.export import activation_ranges
 from dermkit.export.float_classifier import classifier_nodes, op_name
 
@@ -24,7 +25,6 @@ SIZE = 16
 
 def _calibrated(head: Callable[[Any], Any]) -> bytes:
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -40,12 +40,7 @@ def _calibrated(head: Callable[[Any], Any]) -> bytes:
         for image in images:
             yield [image[np.newaxis]]
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(folder))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter._experimental_calibrate_only = True
-    return bytes(converter.convert())
+    return convert_int8(folder, representative, calibrate_only=True)
 
 
 def _weight_types(content: bytes) -> list[tuple[str, int]]:

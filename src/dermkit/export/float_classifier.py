@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dermkit.export.formats import flatbuffer_text
+
 PASS_THROUGH_OPS: frozenset[str] = frozenset(
     {"SOFTMAX", "LOGISTIC", "RESHAPE", "SQUEEZE", "DEQUANTIZE", "QUANTIZE", "CAST"}
 )
@@ -48,7 +50,7 @@ def classifier_nodes(calibrated: bytes) -> list[str]:
         if op is None:
             return []
         kind = codes[op.opcodeIndex]
-        names.append(_tensor_name(graph.tensors[int(op.outputs[0])]))
+        names.append(flatbuffer_text(graph.tensors[int(op.outputs[0])].name))
         if kind == "FULLY_CONNECTED":
             return names
         if kind not in PASS_THROUGH_OPS:
@@ -66,8 +68,3 @@ def op_name(code: Any) -> str:
         if value == number and not name.startswith("_"):
             return str(name)
     return str(number)
-
-
-def _tensor_name(tensor: Any) -> str:
-    name = tensor.name
-    return name.decode("utf-8") if isinstance(name, bytes) else str(name)

@@ -158,12 +158,13 @@ def embed_tflite_info(content: bytes, info_text: str) -> bytes:
     entry = schema.MetadataT()
     entry.name = METADATA_NAME
     entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if _name(m.name) != METADATA_NAME]
+    model.metadata = [m for m in (model.metadata or []) if flatbuffer_text(m.name) != METADATA_NAME]
     model.metadata.append(entry)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _name(value: str | bytes | None) -> str:
+def flatbuffer_text(value: str | bytes | None) -> str:
+    """A name read from a TFLite flatbuffer (bytes or str, or absent) as a str."""
     return value.decode("utf-8") if isinstance(value, bytes) else (value or "")
 
 
@@ -176,7 +177,7 @@ def read_tflite_info(content: bytes) -> str | None:
     model = schema.Model.GetRootAs(content, 0)
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
-        if _name(entry.Name()) == METADATA_NAME:
+        if flatbuffer_text(entry.Name()) == METADATA_NAME:
             data = model.Buffers(entry.Buffer()).DataAsNumpy()
             return bytes(np.asarray(data, dtype=np.uint8)).decode("utf-8")
     return None
