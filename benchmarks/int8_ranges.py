@@ -5,7 +5,8 @@ ranges with the classifier quantised too, as before; min/max with the final dens
 layer and softmax kept float, the default; then each ``--percentile``, classifier
 float), all calibrated on the same training images, and prints for each the top-1
 agreement with the run's Keras model and the largest probability difference on the
-run's validation part and on its test part. Choose the setting on validation; the
+run's validation part and on its test part, and how many images have their two largest
+exported probabilities tied (and how many of those disagree). Choose the setting on validation; the
 test column is for reporting only.
 
     python benchmarks/int8_ranges.py --run runs/transfer-lite0/lite0-imagenet \\
@@ -58,9 +59,10 @@ def main() -> int:
     print(f"# run: {args.run}, {loaded.settings.size} px, {sizes} images")
     print(
         "| activation ranges | export s | val top-1 agreement | val max abs diff "
-        "| test top-1 agreement | test max abs diff |"
+        "| val top ties (disagreeing) | test top-1 agreement | test max abs diff "
+        "| test top ties (disagreeing) |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     workdir = Path(tempfile.mkdtemp(prefix="dermkit-int8-ranges-"))
     try:
         settings = [(None, False), (None, True)] + [(p, True) for p in args.percentile]
@@ -84,9 +86,15 @@ def main() -> int:
             cells = []
             for part, images in parts.items():
                 got = exported.predict(images, batch_size=32)
-                same = int(np.sum(got.argmax(axis=1) == expected[part].argmax(axis=1)))
+                agrees = got.argmax(axis=1) == expected[part].argmax(axis=1)
+                same = int(np.sum(agrees))
                 share = f"{100 * same / len(images):.2f}% ({same}/{len(images)})"
-                cells += [share, f"{np.max(np.abs(got - expected[part])):.3f}"]
+                # images whose two largest exported probabilities are equal: argmax
+                # then takes the lower class index, whatever the float model says
+                top2 = np.sort(got, axis=1)[:, -2:]
+                tied = top2[:, 0] == top2[:, 1]
+                ties = f"{int(tied.sum())} ({int((tied & ~agrees).sum())})"
+                cells += [share, f"{np.max(np.abs(got - expected[part])):.3f}", ties]
             print(f"| {name} | {seconds:.0f} | " + " | ".join(cells) + " |", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
