@@ -1,6 +1,7 @@
 """Real training run: LFN with class weights and augmentation at 128×128 on HAM10000.
 
-``--balancers none`` trains the unbalanced baseline with everything else the same.
+``--balancers none`` trains the unbalanced baseline with everything else the same;
+``--stem resnet`` (or ``strided``) trains the faster trunk of the same parameter count.
 
 Trains for up to ``--minutes`` of wall-clock time (default 60) on the shared HAM10000
 working set, with a lesion-grouped 70/15/15 split, and prints the validation and test
@@ -35,6 +36,12 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", default="adamax")
     parser.add_argument(
+        "--stem",
+        default="full",
+        choices=("full", "strided", "resnet"),
+        help="LFN trunk (same parameter counts; see docs/performance.md)",
+    )
+    parser.add_argument(
         "--balancers",
         default="class_weights,augment",
         help="comma-separated balancer names, or 'none' for the unbalanced baseline",
@@ -56,7 +63,7 @@ def main() -> int:
     experiment = Experiment(
         data=HAM10000(args.data),
         split=GroupedStratifiedSplit(val=0.15, test=0.15, seed=0),
-        model=LFN(),
+        model=LFN(stem=args.stem),
         balancer=[
             build_component("balancers", name.strip())
             for name in args.balancers.split(",")
@@ -78,7 +85,10 @@ def main() -> int:
     result = experiment.run(args.out, resume=args.resume)
     summary = json.loads((Path(args.out) / "summary.json").read_text())
     print()
-    print(f"LFN {args.image_size}x{args.image_size}, balancers: {args.balancers}, HAM10000")
+    print(
+        f"LFN {args.image_size}x{args.image_size} (stem {args.stem}), "
+        f"balancers: {args.balancers}, HAM10000"
+    )
     print(f"epochs trained:          {summary['epochs']}")
     print(f"seconds per epoch:       {summary['seconds_per_epoch']:.1f} (mean)")
     seconds = sorted(result.history.get("epoch_seconds", []))

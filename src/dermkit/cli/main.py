@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dermkit.cli.data_cmd",
     "dermkit.cli.plugins_cmd",
     "dermkit.cli.train_cmd",
+    "dermkit.cli.refit_cmd",
     "dermkit.cli.demo_cmd",
     "dermkit.cli.evaluate_cmd",
     "dermkit.cli.predict_cmd",

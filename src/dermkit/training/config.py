@@ -84,6 +84,26 @@ def _from_options(
         raise ConfigError(f"invalid {invalid}: {error}", **where) from None
 
 
+def _rates(value: object) -> tuple[float, ...]:
+    """Per-epoch learning rates from JSON (a list) or Python (any sequence of numbers)."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ConfigError(
+            f"learning_rates must be a list of numbers, got {value!r}",
+            where="training options: learning_rates",
+        )
+    rates = []
+    for rate in value:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1e9:
+            raise ConfigError(
+                f"every learning rate must be a positive number, got {rate!r}",
+                where="training options: learning_rates",
+            )
+        rates.append(float(rate))
+    return tuple(rates)
+
+
 def _stages(value: object) -> tuple[Stage, ...]:
     if value is None:
         return ()
@@ -155,6 +175,11 @@ class Training:
     """``tf.distribute`` strategy: ``"mirrored"`` over every GPU of this machine (else
     its CPUs), ``"multi_worker"`` across the machines ``TF_CONFIG`` names. Synchronous
     data parallelism; see :mod:`dermkit.training.distribute`."""
+    learning_rates: tuple[float, ...] = attrs.field(default=(), converter=_rates)
+    """The learning rate of each epoch in turn (the last one holds for any epochs
+    after), in place of ``learning_rate`` and ``schedule``. ``dermkit refit`` replays
+    the rates its source run trained at, including the halvings a ``"plateau"``
+    schedule made, which cannot be re-made without a validation part."""
     stages: tuple[Stage, ...] = attrs.field(default=(), converter=_stages)
     """Stages after the first (which is this configuration itself), e.g. a fine-tuning
     stage that unfreezes the last blocks at a lower learning rate: see
@@ -208,10 +233,39 @@ class Training:
                 hint='use "auto", true or false',
             )
 
+    @learning_rates.validator
+    def _check_learning_rates(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not value:
+            return
+        if self.schedule != "constant":
+            raise ConfigError(
+                f"learning_rates replace the schedule, but schedule is {self.schedule!r}",
+                where="training options: learning_rates",
+                hint='set schedule to "constant" with learning_rates, or drop learning_rates',
+            )
+        if self.stages:
+            raise ConfigError(
+                "learning_rates and stages do not go together",
+                where="training options: learning_rates",
+                hint="give each stage its own learning_rate instead",
+            )
+
     def to_config(self) -> dict[str, Any]:
         config = attrs.asdict(self)
         config["stages"] = [attrs.asdict(stage) for stage in self.stages]
+        # Left out when unused, so recipes written before the option existed still
+        # match their runs when resumed.
+        if self.learning_rates:
+            config["learning_rates"] = list(self.learning_rates)
+        else:
+            del config["learning_rates"]
         return config
+
+    def rate_of_epoch(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (counted from 0) under ``learning_rates``."""
+        if not self.learning_rates:
+            return self.learning_rate
+        return self.learning_rates[min(epoch, len(self.learning_rates) - 1)]
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Training:

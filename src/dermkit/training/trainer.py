@@ -68,7 +68,7 @@ def compile_for_training(model: Any, optimizer: Any, jit_compile: bool | str = "
 def make_optimizer(training: Training, steps_per_epoch: int) -> Any:
     import keras
 
-    rate: Any = training.learning_rate
+    rate: Any = training.rate_of_epoch(0)
     if training.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
             training.learning_rate, decay_steps=max(1, training.epochs * steps_per_epoch)
@@ -424,6 +424,8 @@ def _fit_stage(
         _EpochEnd.make(on_epoch_end),
         *extra_callbacks,
     ]
+    if stage.learning_rates:
+        callbacks.append(keras.callbacks.LearningRateScheduler(lambda e, _: stage.rate_of_epoch(e)))
     if stage.schedule == "plateau":
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
