@@ -13,6 +13,10 @@ Each member predicts each part once per TTA setting (the costly part: a TTA pass
 eight forward passes); the probabilities are kept in ``--out`` so that a second run of
 the script only reprints. The members must share one ``split.csv``. Prints the machine
 first (``_machine.py``), then the two tables and the time used.
+
+Runs made by ``dermkit refit`` have no validation part, so nothing can be chosen on
+them: name the arm chosen on the source runs' validation with ``--chosen`` (e.g.
+``--chosen "ensemble + TTA"``) and the script marks it in the test table.
 """
 
 from __future__ import annotations
@@ -118,6 +122,11 @@ def main() -> int:
         "--out", default="runs/ensemble-ham", help="folder for the members' probabilities"
     )
     parser.add_argument("--no-tta", action="store_true", help="skip the TTA arms (8x cheaper)")
+    parser.add_argument(
+        "--chosen",
+        metavar="ARM",
+        help="for runs without a validation part (refits): the arm chosen beforehand",
+    )
     args = parser.parse_args()
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out} is a file; name a folder for the probabilities")
@@ -140,8 +149,18 @@ def main() -> int:
     evaluator = make_evaluator(members[0].config, balanced_test=False)
     out = Path(args.out)
     chosen: Arm | None = None
+    if args.chosen is not None:
+        named = [a for a in scored_arms if a.name == args.chosen]
+        if not named:
+            parser.error(
+                f"--chosen {args.chosen!r} is none of: {', '.join(a.name for a in scored_arms)}"
+            )
+        chosen = named[0]
     for part in PARTS:
         records = run_part(run_dirs[0], part)
+        if not records:
+            print(f"\n{part} part: no images (refit runs train on it); nothing chosen here")
+            continue
         rows: list[tuple[Arm, dict[str, Any]]] = []
         for arm in scored_arms:
             probabilities = np.mean(
@@ -153,11 +172,12 @@ def main() -> int:
             )
             report = evaluator.evaluate(probabilities, records, classes)
             rows.append((arm, report_figures(report)))
-        if part == "val":
+        if part == "val" and args.chosen is None:
             chosen = max(rows, key=lambda row: row[1]["balanced_accuracy"])[0]
         table(part, rows, chosen, tuple(classes))
     minutes = (time.perf_counter() - started) / 60
-    print(f"\nchosen on validation: {chosen.name if chosen else 'none'}; {minutes:.1f} min used")
+    how = "given (--chosen)" if args.chosen is not None else "chosen on validation"
+    print(f"\n{how}: {chosen.name if chosen else 'none'}; {minutes:.1f} min used")
     return 0
 
 
