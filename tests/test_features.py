@@ -135,3 +135,35 @@ def test_cache_computes_once_and_reads_back_every_view(tmp_path: Path, write_ima
     third = FeatureCache(tmp_path / "features")
     third.features(prefix, key, cut.feature_shape, paths, loader, views=3)
     assert third.computed == 1
+
+
+def test_entries_follow_the_image_bytes_not_its_path_or_time(tmp_path: Path, write_image) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import shutil
+
+    from dermkit.data.images import ImageSettings
+    from dermkit.data.loader import ImageLoader
+
+    paths = [write_image(tmp_path / "a" / f"{i}.png", 16, 16, seed=i) for i in range(3)]
+    model = _residual_model()
+    cut = split_at(model, "block_out")
+    loader = ImageLoader(ImageSettings(size=16), cache=None)
+    key = prefix_key(cut.prefix, cut.layer, loader.settings)
+
+    def prefix(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(cut.prefix.predict_on_batch(batch.astype("float32")))
+
+    FeatureCache(tmp_path / "f").features(prefix, key, cut.feature_shape, paths, loader)
+    # The dataset copied elsewhere and touched: same bytes, so nothing is recomputed.
+    copied = shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = [Path(copied) / Path(p).name for p in paths]
+    for path in moved:
+        os.utime(path, ns=(1, 1))
+    again = FeatureCache(tmp_path / "f")
+    again.features(prefix, key, cut.feature_shape, moved, loader)
+    assert again.computed == 0 and again.read == 3
+    # One image edited: only that one is computed afresh.
+    write_image(moved[1], 16, 16, seed=99)
+    third = FeatureCache(tmp_path / "f")
+    third.features(prefix, key, cut.feature_shape, moved, loader)
+    assert third.computed == 1 and third.read == 2
