@@ -100,7 +100,11 @@ def member_probabilities(
 
 
 def table(
-    part: str, rows: list[tuple[Arm, dict[str, Any]]], chosen: Arm | None, classes: Sequence[str]
+    part: str,
+    rows: list[tuple[Arm, dict[str, Any]]],
+    chosen: Arm | None,
+    classes: Sequence[str],
+    mark: str = "chosen on val",
 ) -> None:
     print(f"\n{part} part, {rows[0][1]['n']} images:")
     recall = " / ".join(classes)
@@ -111,8 +115,9 @@ def table(
         mel = row["mel_sens_at_spec_0.8"]
         mel_text = f"{mel:.3f}" if mel is not None else "n/a"
         recall = " / ".join(f"{r:.2f}" for r in row["recall"].values())
-        mark = " **(chosen on val)**" if arm == chosen else ""
-        print(f"| {arm.name}{mark} | {row['balanced_accuracy']:.3f}{ci} | {mel_text} | {recall} |")
+        marked = f" **({mark})**" if arm == chosen else ""
+        accuracy = f"{row['balanced_accuracy']:.3f}{ci}"
+        print(f"| {arm.name}{marked} | {accuracy} | {mel_text} | {recall} |")
 
 
 def main() -> int:
@@ -174,7 +179,7 @@ def main() -> int:
             rows.append((arm, report_figures(report)))
         if part == "val" and args.chosen is None:
             chosen = max(rows, key=lambda row: row[1]["balanced_accuracy"])[0]
-        table(part, rows, chosen, tuple(classes))
+        table(part, rows, chosen, tuple(classes), "given" if args.chosen else "chosen on val")
     minutes = (time.perf_counter() - started) / 60
     how = "given (--chosen)" if args.chosen is not None else "chosen on validation"
     print(f"\n{how}: {chosen.name if chosen else 'none'}; {minutes:.1f} min used")

@@ -143,3 +143,12 @@ def test_cli_refit_says_what_to_do_with_a_taken_folder(
     err = capsys.readouterr().err
     assert code == 2
     assert "already holds a run" in err and "dermkit resume" in err
+
+
+def test_a_budget_that_is_not_positive_is_refused_before_anything_is_written(
+    source_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["refit", str(source_run), "--out", str(tmp_path / "new"), "--max-minutes", "-5"])
+    assert code == 2
+    assert "max_minutes" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

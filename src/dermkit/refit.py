@@ -19,8 +19,6 @@ The refit run folder is an ordinary run folder (``dermkit resume``, ``evaluate``
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ from dermkit import atomic
 from dermkit.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from dermkit.core import ClassIndex, Split
     from dermkit.experiment import RunResult
 
 SPLIT_FILE = "refit_split.csv"
@@ -43,7 +42,9 @@ class RefitPlan:
 
     source: Path
     config: dict[str, Any]
-    split_text: str
+    split: Split
+    """The source's split with its validation part moved into the training part."""
+    classes: ClassIndex
     epochs: int
     learning_rates: tuple[float, ...]
     moved: int
@@ -58,14 +59,17 @@ class RefitPlan:
         }
 
 
-def plan_refit(run_dir: str | Path, out_dir: str | Path) -> RefitPlan:
+def plan_refit(
+    run_dir: str | Path, out_dir: str | Path, *, max_minutes: float | None = None
+) -> RefitPlan:
     """Read a finished run and make the recipe of its refit into ``out_dir``.
 
     Refuses runs that have not finished a single epoch, runs without a validation part
     (nothing to add), and runs with training stages (their stage boundaries were
     chosen on validation too; refit the stages by hand if needed).
     """
-    from dermkit.experiment import read_saved_config
+    from dermkit.core import Split
+    from dermkit.experiment import read_run_inputs, read_saved_config
     from dermkit.training.epochs import best_epoch_from_state
     from dermkit.training.trainer import STATE, read_state
 
@@ -88,18 +92,26 @@ def plan_refit(run_dir: str | Path, out_dir: str | Path) -> RefitPlan:
         )
     epochs = best_epoch_from_state(state)
     rates = _epoch_rates(state, training, epochs)
-    split_text, moved = _merged_split(source / "split.csv")
-    if moved == 0:
+    inputs = read_run_inputs(source)
+    if inputs is None:
+        raise ConfigError(
+            "the run folder lacks classes.json, problems.json or split.csv",
+            where=str(source),
+            hint="refit needs the folder a finished `dermkit train` wrote",
+        )
+    loaded, split = inputs
+    if not split.val:
         raise ConfigError(
             "this run has no validation part, so a refit would train the same images again",
             where=str(source / "split.csv"),
         )
+    merged = Split(train=split.train + split.val, val=(), test=split.test)
     training.update(
         epochs=epochs,
         learning_rates=list(rates),
         schedule="constant",
         early_stopping=None,
-        max_minutes=None,
+        max_minutes=max_minutes,
     )
     refit_config = {
         **config,
@@ -107,7 +119,9 @@ def plan_refit(run_dir: str | Path, out_dir: str | Path) -> RefitPlan:
         "training": training,
         "limit": None,
     }
-    return RefitPlan(source, refit_config, split_text, epochs, rates, moved)
+    return RefitPlan(
+        source, refit_config, merged, loaded.classes, epochs, rates, moved=len(split.val)
+    )
 
 
 def _epoch_rates(
@@ -121,31 +135,6 @@ def _epoch_rates(
     return (float(training.get("learning_rate", 1e-3)),) * epochs
 
 
-def _merged_split(path: Path) -> tuple[str, int]:
-    """The run's ``split.csv`` with its validation rows marked ``train``; and how many."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(
-            f"cannot read the run's split: {error.strerror or error}",
-            where=str(path),
-            hint="refit needs the folder a finished `dermkit train` wrote",
-        ) from None
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or "part" not in rows[0]:
-        raise ConfigError("the run's split.csv has no 'part' column", where=str(path))
-    moved = 0
-    for row in rows:
-        if row["part"] == "val":
-            row["part"] = "train"
-            moved += 1
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue(), moved
-
-
 def refit(
     run_dir: str | Path, out_dir: str | Path, *, max_minutes: float | None = None
 ) -> RunResult:
@@ -154,6 +143,7 @@ def refit(
     ``max_minutes`` bounds the wall-clock time (``dermkit resume OUT`` continues); by
     default the refit trains all of the source's best number of epochs.
     """
+    from dermkit.data.splits import write_split_manifest
     from dermkit.experiment import CONFIG_FILE, Experiment
 
     out = Path(out_dir)
@@ -163,12 +153,9 @@ def refit(
             where=str(out),
             hint=f"continue it with `dermkit resume {out}`, or choose another folder",
         )
-    plan = plan_refit(run_dir, out)
-    if max_minutes is not None:
-        plan.config["training"]["max_minutes"] = max_minutes
+    plan = plan_refit(run_dir, out, max_minutes=max_minutes)
     experiment = Experiment.from_config(plan.config)  # checks the recipe before writing
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / SPLIT_FILE, plan.split_text)
+    write_split_manifest(plan.split, plan.classes, out / SPLIT_FILE)
     atomic.write_json(out / RECORD_FILE, plan.record())
     print(
         f"dermkit: refit of {plan.source}: {plan.moved} validation images join the "

@@ -8,7 +8,6 @@ scored on the same test part. Stops cleanly on SIGTERM / Ctrl-C like ``dermkit t
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,14 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dermkit.cli import stopping
-    from dermkit.refit import refit
 
     out = Path(args.out)
-    try:
-        with stopping.stop_on_signals():
-            result = refit(args.run, out, max_minutes=args.max_minutes)
-    except KeyboardInterrupt as stop:
-        stopping.tidy(out)
-        print(stopping.stopped_message(stop, out), file=sys.stderr, flush=True)
-        return stop.exit_code if isinstance(stop, stopping.Stopped) else 130
+    return stopping.run_stoppable(out, lambda: _refit(args, out))
+
+
+def _refit(args: argparse.Namespace, out: Path) -> int:
+    from dermkit.refit import refit
+
+    result = refit(args.run, out, max_minutes=args.max_minutes)
     print(f"run folder: {result.run_dir}")
     return 0

@@ -15,7 +15,7 @@ import contextlib
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -101,3 +101,30 @@ def tidy(run_dir: Path) -> None:
 def stopped_message(stop: KeyboardInterrupt, run_dir: Path) -> str:
     name = stop.name if isinstance(stop, Stopped) else "SIGINT"
     return f"dermkit: stopped by {name}: {kept_message(run_dir)}"
+
+
+def run_stoppable(run_dir: Path, work: Callable[[], int]) -> int:
+    """Run a training command's ``work``; on a stop or a full disk, say what was kept.
+
+    SIGTERM / Ctrl-C: the staged checkpoint is committed or discarded (:func:`tidy`),
+    the message says how many epochs the folder keeps and how to continue, and the exit
+    code is ``128 + signal``. An :class:`~dermkit.errors.OutputError` (disk full) after
+    the run folder was started gets the same "what was kept" hint.
+    """
+    import sys
+
+    from dermkit.errors import OutputError
+
+    try:
+        with stop_on_signals():
+            return work()
+    except KeyboardInterrupt as stop:
+        tidy(run_dir)
+        print(stopped_message(stop, run_dir), file=sys.stderr, flush=True)
+        return stop.exit_code if isinstance(stop, Stopped) else 130
+    except OutputError as error:
+        if not (run_dir / "config.json").is_file():
+            raise
+        raise OutputError(
+            error.message, where=error.where, hint=f"{error.hint}; {kept_message(run_dir)}"
+        ) from None

@@ -15,7 +15,6 @@ Which setting each flag sets is one table, :data:`dermkit.cli.recipe.FLAGS`.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from dermkit.cli.recipe import (
     read_recipe,
     refuse_changes,
 )
-from dermkit.errors import ConfigError, OutputError
+from dermkit.errors import ConfigError
 from dermkit.training.config import DISTRIBUTE_MODES
 
 OPTIMIZERS = ("adam", "adamax", "sgd", "adamw")
@@ -271,20 +270,7 @@ def run(args: argparse.Namespace) -> int:
     """Train or resume; on SIGTERM/Ctrl-C or a full disk, say what was kept and how to go on."""
     from dermkit.cli import stopping
 
-    run_dir = Path(args.out)
-    try:
-        with stopping.stop_on_signals():
-            return _train(args)
-    except KeyboardInterrupt as stop:
-        stopping.tidy(run_dir)
-        print(stopping.stopped_message(stop, run_dir), file=sys.stderr, flush=True)
-        return stop.exit_code if isinstance(stop, stopping.Stopped) else 130
-    except OutputError as error:
-        if not (run_dir / "config.json").is_file():
-            raise
-        raise OutputError(
-            error.message, where=error.where, hint=f"{error.hint}; {stopping.kept_message(run_dir)}"
-        ) from None
+    return stopping.run_stoppable(Path(args.out), lambda: _train(args))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -95,7 +96,7 @@ def _rates(value: object) -> tuple[float, ...]:
         )
     rates = []
     for rate in value:
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1e9:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < math.inf:
             raise ConfigError(
                 f"every learning rate must be a positive number, got {rate!r}",
                 where="training options: learning_rates",
@@ -149,7 +150,9 @@ class Training:
     ``True``/``False`` force it."""
     weight_decay: float = attrs.field(default=1e-4, validator=attrs.validators.ge(0.0))
     """Only used by ``adamw``."""
-    max_minutes: float | None = None
+    max_minutes: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0.0))
+    )
     """Wall-clock budget for this call of ``fit``: no new epoch starts that would end
     past it (judged by the mean epoch time so far). ``None``: no budget."""
     verbose: int = 1
