@@ -30,6 +30,7 @@ from dermkit.evaluation.metrics import balanced_accuracy
 from dermkit.training import checkpoints, guards
 from dermkit.training.config import Training
 from dermkit.training.epochs import improved
+from dermkit.training.randomness import reseed_random_layers
 from dermkit.training.stream import Stream, evaluation_stream, training_stream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -154,7 +155,7 @@ class _EpochEnd:
     """Keras callback (built lazily so this module imports without TensorFlow)."""
 
     @staticmethod
-    def make(on_epoch_end: Callable[[int, dict[str, float]], bool]) -> Any:
+    def make(on_epoch_end: Callable[[int, dict[str, float]], bool], seed: int) -> Any:
         import time
 
         import keras
@@ -163,6 +164,7 @@ class _EpochEnd:
             started = 0.0
 
             def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+                reseed_random_layers(self.model, seed, epoch)
                 self.started = time.perf_counter()
 
             def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -421,7 +423,7 @@ def _fit_stage(
 
     callbacks: list[Any] = [
         guards.divergence_guard(run_dir),
-        _EpochEnd.make(on_epoch_end),
+        _EpochEnd.make(on_epoch_end, training.seed),
         *extra_callbacks,
     ]
     if stage.learning_rates:
