@@ -69,6 +69,7 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
         early_stopping=6,
         feature_cache="auto",
         cache_views=args.views,
+        seed=args.seed,
         **common,
     )
     augment = Augment(recipes=("flip", "rotate90"))
@@ -82,7 +83,9 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
     return Experiment(
         data=HAM10000(args.data),
         split=split,
-        model=model_factory(name, weights=weights, trainable_layers=trainable),
+        model=model_factory(
+            name, weights=weights, trainable_layers=trainable, drop_connect=args.drop_connect
+        ),
         balancer=[ClassWeights(), augment],
         training=training,
     )
@@ -173,6 +176,15 @@ def main() -> int:
     )
     parser.add_argument("--first-stage-epochs", type=int, default=15, help="of the -ft arm")
     parser.add_argument("--views", type=int, default=8, help="dihedral views cached per image")
+    parser.add_argument(
+        "--drop-connect",
+        type=float,
+        default=0.0,
+        help="stochastic-depth rate of the Lite arms' trainable blocks (the original's 0.2)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="training seed of the Lite arms (the split's stays 0)"
+    )
     parser.add_argument("--resnet-speed", action="store_true")
     parser.add_argument(
         "--resnet-pooling",

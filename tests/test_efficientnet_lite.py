@@ -385,6 +385,37 @@ def test_frozen_prefix_ends_at_a_block_output(trainable_layers: int, cut: str | 
         assert cut == blocks(VARIANTS["efficientnet_lite0"])[index].output_name
 
 
+def test_stochastic_depth_goes_only_into_trainable_blocks_and_keeps_the_cut() -> None:
+    plain = EfficientNetLite0(weights=None, trainable_layers=46)
+    dropping = EfficientNetLite0(weights=None, trainable_layers=46, drop_connect=0.2)
+    model = dropping.build(7, input_size=32)
+    drops = {layer.name: layer.rate for layer in model.layers if layer.name.endswith("_drop")}
+    # Blocks 11-15 train; 12, 13 and 14 have a shortcut (11 halves the resolution, 15
+    # changes the width). The original scales the rate with depth: 0.2 x block / 16.
+    assert drops == pytest.approx({f"block{i}_drop": 0.2 * i / 16 for i in (12, 13, 14)})
+    # The same layers train as without it, and the frozen prefix ends at the same block,
+    # so the feature cache still skips blocks 0-10.
+    reference = plain.build(7, input_size=32)
+    assert [layer.trainable for layer in backbone_layers(model)] == [
+        layer.trainable for layer in backbone_layers(reference)
+    ]
+    assert dropping.frozen_prefix_end(model) == plain.frozen_prefix_end(reference) == "block10_add"
+    assert model.count_params() == reference.count_params()
+    # In inference the branch is always kept: the same predictions as without it.
+    reference.set_weights(model.get_weights())
+    x = images(32)
+    np.testing.assert_allclose(run(model, x), run(reference, x), rtol=1e-5, atol=1e-6)
+    # In training some images lose a block's branch, so outputs change from call to call.
+    keras.utils.set_random_seed(0)
+    first, second = (np.asarray(model(x, training=True)) for _ in range(2))
+    assert not np.allclose(first, second)
+    # A later stage that unfreezes more blocks counts the same layers.
+    dropping.set_trainable_layers(model, 20)
+    assert [layer.trainable for layer in backbone_layers(model)][-21:] == [False] + [True] * 20
+    with pytest.raises(ConfigError, match="dropout rate"):
+        EfficientNetLite0(drop_connect=1.0)
+
+
 def test_weights_none_builds_a_model_that_predicts(tmp_path: Path) -> None:
     model = create_model("efficientnet_lite1", 7, input_size=48, weights=None)
     probabilities = run(model, images(48))

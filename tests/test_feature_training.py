@@ -89,13 +89,20 @@ def test_cached_and_uncached_training_agree(tiny_data: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_cached_training_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("feature_cache", ["on", "off"])
+def test_training_with_dropout_resumes_exactly(
+    tiny_data: Path, tmp_path: Path, feature_cache: str
+) -> None:
+    """The head's Dropout draws the same masks in a resumed epoch as in an uninterrupted
+    run: Keras seeds each Dropout when the model is built, and a resumed run reloads it,
+    so the trainer reseeds every random layer per epoch (dermkit.training.randomness)."""
     from dermkit.experiment import Experiment
 
     cache = str(tmp_path / "cache")
-    straight = _experiment(tiny_data, cache, feature_cache="on", cache_views=2, epochs=3)
+    options = {"feature_cache": feature_cache, "cache_views": 2}
+    straight = _experiment(tiny_data, cache, epochs=3, **options)
     straight.run(tmp_path / "straight")
-    stopped = _experiment(tiny_data, cache, feature_cache="on", cache_views=2, epochs=1)
+    stopped = _experiment(tiny_data, cache, epochs=1, **options)
     stopped.run(tmp_path / "stopped")
     Experiment.resume(tmp_path / "stopped", epochs=3)
     a = json.loads((tmp_path / "straight" / "history.json").read_text())
@@ -157,3 +164,23 @@ def test_cached_and_uncached_training_agree_across_a_residual_cut(
     a = pixels.run(tmp_path / "pixels").history["loss"]
     b = cached.run(tmp_path / "cached").history["loss"]
     np.testing.assert_allclose(b, a, rtol=2e-2)
+
+
+def test_stochastic_depth_in_the_tail_is_active_when_training_on_cached_features(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    import attrs
+
+    from dermkit.models.efficientnet_lite import EfficientNetLite0
+
+    cache = str(tmp_path / "cache")
+    losses = {}
+    for rate in (0.0, 0.5):
+        # Blocks 14-15 train; block 14's residual branch is dropped per image in training.
+        model = EfficientNetLite0(weights=None, trainable_layers=20, drop_connect=rate)
+        cached = attrs.evolve(_experiment(tiny_data, cache, feature_cache="on"), model=model)
+        losses[rate] = cached.run(tmp_path / f"cached-{rate}").history["loss"]
+    # The cache still skips blocks 0-13 (the Dropout sits in the trainable tail), and the
+    # tail trained on those activations does drop branches: other losses than without.
+    assert len(list((Path(cache) / "features").rglob("*.npy"))) >= 1
+    assert not np.allclose(losses[0.5], losses[0.0], rtol=1e-3)

@@ -11,12 +11,12 @@ anywhere without reaching into a nested sub-model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
 from dermkit.models import options
-from dermkit.models.freezing import freeze_all_but_last, frozen_prefix_end
+from dermkit.models.freezing import freeze_all_but_last, frozen_prefix_end, is_random_layer
 from dermkit.models.heads import INPUT_NAME, OUTPUT_NAME, build_head
 from dermkit.models.weights import load_backbone_weights, resolve_weights
 
@@ -96,6 +96,8 @@ def backbone_layer_names(model: keras.Model) -> list[str]:
             break
         if type(layer).__name__ == "InputLayer" or type(layer).__module__ == _PREPROCESSING:
             continue
+        if is_random_layer(layer):  # stochastic depth: no weights, not counted
+            continue
         names.append(layer.name)
     return names
 
@@ -130,7 +132,12 @@ class BackboneFactory:
             dropout=self.dropout,
             num_classes=num_classes,
             input_size=self.default_input_size if input_size is None else input_size,
+            **self.build_options(),
         )
+
+    def build_options(self) -> dict[str, Any]:
+        """Options of this family's builder beyond the study's ones (none here)."""
+        return {}
 
     def frozen_prefix_end(self, model: keras.Model) -> str | None:
         return frozen_prefix_end(model)

@@ -26,7 +26,7 @@ outputs would fail with symmetric padding.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -34,7 +34,7 @@ import attrs
 from dermkit.errors import ConfigError
 from dermkit.models import lite_weights, options
 from dermkit.models.applications import BackboneFactory
-from dermkit.models.freezing import freeze_all_but_last
+from dermkit.models.freezing import freeze_all_but_last, is_random_layer
 from dermkit.models.heads import INPUT_NAME, build_head
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -178,17 +178,36 @@ IMAGENET_LOGITS = "imagenet_logits"
 """Name of the 1000-way Dense layer of :func:`imagenet_classifier` (PyTorch ``_fc``)."""
 
 
+def _conv_initializer() -> Any:
+    """The original's convolution initialiser: normal, variance 2 / fan-out.
+
+    Keras' default (Glorot) shrinks the signal in every layer; through 50 layers whose
+    BatchNormalization is frozen at its initial statistics (``weights=None`` with a
+    frozen prefix) activations fell to about 1e-10, so the frozen prefix produced
+    nothing a tail could learn from.
+    """
+    import keras
+
+    return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="normal")
+
+
 def _conv_bn(x: Any, filters: int, kernel: int, stride: int, name: str, *, relu: bool) -> Any:
     from keras import layers
 
     x = layers.Conv2D(
-        filters, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv"
+        filters,
+        kernel,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer=_conv_initializer(),
+        name=f"{name}_conv",
     )(x)
     x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.ReLU(6.0, name=f"{name}_relu")(x) if relu else x
 
 
-def _mbconv(x: Any, block: Block) -> Any:
+def _mbconv(x: Any, block: Block, drop_rate: float = 0.0) -> Any:
     from keras import layers
 
     name = f"block{block.index}"
@@ -199,6 +218,7 @@ def _mbconv(x: Any, block: Block) -> Any:
         block.kernel,
         strides=block.stride,
         padding="same",
+        depthwise_initializer=_conv_initializer(),
         use_bias=False,
         name=f"{name}_depthwise_conv",
     )(x)
@@ -206,27 +226,76 @@ def _mbconv(x: Any, block: Block) -> Any:
     x = layers.ReLU(6.0, name=f"{name}_depthwise_relu")(x)
     x = _conv_bn(x, block.out_channels, 1, 1, f"{name}_project", relu=False)
     if block.has_skip:
+        if drop_rate > 0:
+            # Stochastic depth ("drop connect" in the original code): in training, drop
+            # the whole residual branch of an image with probability ``drop_rate``.
+            x = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop")(x)
         x = layers.Add(name=f"{name}_add")([inputs, x])
     return x
 
 
-def build_features(image: Any, variant: Variant) -> Any:
-    """``image`` (raw [0, 255] RGB) → preprocessing → stem → blocks → top: the feature map."""
+def build_features(
+    image: Any, variant: Variant, drop_rates: Mapping[int, float] | None = None
+) -> Any:
+    """``image`` (raw [0, 255] RGB) → preprocessing → stem → blocks → top: the feature map.
+
+    ``drop_rates`` maps block numbers to their stochastic-depth rate (none by default).
+    """
     from dermkit.models.preprocessing import CenterAt127
 
+    rates = drop_rates or {}
     x = CenterAt127(name=PREPROCESS_NAME)(image)
     x = _conv_bn(x, STEM_CHANNELS, 3, 2, "stem", relu=True)
     for block in blocks(variant):
-        x = _mbconv(x, block)
+        x = _mbconv(x, block, rates.get(block.index, 0.0))
     return _conv_bn(x, TOP_CHANNELS, 1, 1, "top", relu=True)
 
 
+def drop_connect_rates(
+    variant: Variant, drop_connect: float, trainable_blocks: Iterable[int]
+) -> dict[int, float]:
+    """Stochastic-depth rate of each trainable residual block, as the original scales it:
+    ``drop_connect`` × block number / number of blocks, so deeper blocks drop more.
+
+    Only trainable blocks get one. A Dropout layer in the frozen part would end the
+    frozen prefix there (it is random in training), and frozen-feature caching could
+    no longer skip the frozen blocks.
+    """
+    every = blocks(variant)
+    wanted = set(trainable_blocks)
+    return {
+        block.index: drop_connect * block.index / len(every)
+        for block in every
+        if block.has_skip and block.index in wanted and drop_connect > 0
+    }
+
+
 def backbone_layers(model: keras.Model) -> list[Any]:
-    """The backbone's own layers of a built model, in model order: stem_conv … top_relu."""
+    """The backbone's own layers of a built model, in model order: stem_conv … top_relu.
+
+    Stochastic-depth Dropout layers are left out: they have no weights, and counting
+    them would change which layers ``trainable_layers`` = N names when they are added.
+    """
     layers = list(model.layers)
     names = [layer.name for layer in layers]
     start, end = names.index("stem_conv"), names.index("top_relu")
-    return layers[start : end + 1]
+    return [layer for layer in layers[start : end + 1] if not is_random_layer(layer)]
+
+
+def _trainable_blocks(variant: Variant, trainable_layers: int, input_size: int) -> list[int]:
+    """Numbers of the blocks with a trainable layer once the last ``trainable_layers``
+    backbone layers train: read off a throwaway build of the same network."""
+    import keras
+
+    image = keras.Input(shape=(input_size, input_size, 3), dtype="float32")
+    probe = keras.Model(image, build_features(image, variant))
+    layers = backbone_layers(probe)
+    freeze_all_but_last(layers, trainable_layers, model=variant.name)
+    return [
+        block.index
+        for block in blocks(variant)
+        if probe.get_layer(f"block{block.index}_project_bn").trainable
+    ]
 
 
 def _variant(name: str) -> Variant:
@@ -249,6 +318,7 @@ def build_lite(
     dropout: float,
     num_classes: int,
     input_size: int,
+    drop_connect: float = 0.0,
 ) -> keras.Model:
     """One Lite model with dermkit's head; the options are those of :class:`EfficientNetLite0`."""
     import keras
@@ -257,8 +327,12 @@ def build_lite(
     options.check_build_args(name, num_classes, input_size, MIN_INPUT)
     weights_path = lite_weights.resolve(name, weights)  # fail on a bad path before building
 
+    rates: dict[int, float] = {}
+    if drop_connect > 0 and trainable_layers != 0:
+        trainable = _trainable_blocks(variant, trainable_layers, input_size)
+        rates = drop_connect_rates(variant, drop_connect, trainable)
     image = keras.Input(shape=(input_size, input_size, 3), dtype="float32", name=INPUT_NAME)
-    features = build_features(image, variant)
+    features = build_features(image, variant, rates)
     # The original classifier is pooling → Dropout → Dense: ``dropout`` goes before the
     # first Dense layer, and after each hidden one when ``dense`` asks for any.
     outputs = build_head(
@@ -309,8 +383,13 @@ def imagenet_classifier(
 class _LiteFactory(BackboneFactory):
     """What the five factories share; they differ in name, input size and dropout."""
 
+    drop_connect: float
+
     def network_builder(self) -> Callable[..., keras.Model]:
         return build_lite
+
+    def build_options(self) -> dict[str, Any]:
+        return {"drop_connect": self.drop_connect}
 
 
 @attrs.frozen(slots=True)
@@ -323,6 +402,9 @@ class EfficientNetLite0(_LiteFactory):
     -1: all). The default head is the original classifier's: average pooling →
     Dropout → Dense softmax, with no hidden layer (``dense=()``); ``dropout`` is the
     rate of that Dropout and of one after each hidden Dense layer ``dense`` adds.
+    ``drop_connect`` > 0 adds stochastic depth to the trainable residual blocks (the
+    original trained with 0.2): a regulariser for the blocks that learn from few images;
+    0, the default, leaves the network exactly the original.
     """
 
     name: ClassVar[str] = "efficientnet_lite0"
@@ -335,6 +417,7 @@ class EfficientNetLite0(_LiteFactory):
         default=(), converter=options.to_widths, validator=options.check_widths
     )
     dropout: float = attrs.field(default=0.2, validator=options.check_rate)
+    drop_connect: float = attrs.field(default=0.0, validator=options.check_rate)
 
 
 @attrs.frozen(slots=True)
@@ -351,6 +434,7 @@ class EfficientNetLite1(_LiteFactory):
         default=(), converter=options.to_widths, validator=options.check_widths
     )
     dropout: float = attrs.field(default=0.2, validator=options.check_rate)
+    drop_connect: float = attrs.field(default=0.0, validator=options.check_rate)
 
 
 @attrs.frozen(slots=True)
@@ -367,6 +451,7 @@ class EfficientNetLite2(_LiteFactory):
         default=(), converter=options.to_widths, validator=options.check_widths
     )
     dropout: float = attrs.field(default=0.3, validator=options.check_rate)
+    drop_connect: float = attrs.field(default=0.0, validator=options.check_rate)
 
 
 @attrs.frozen(slots=True)
@@ -383,6 +468,7 @@ class EfficientNetLite3(_LiteFactory):
         default=(), converter=options.to_widths, validator=options.check_widths
     )
     dropout: float = attrs.field(default=0.3, validator=options.check_rate)
+    drop_connect: float = attrs.field(default=0.0, validator=options.check_rate)
 
 
 @attrs.frozen(slots=True)
@@ -399,6 +485,7 @@ class EfficientNetLite4(_LiteFactory):
         default=(), converter=options.to_widths, validator=options.check_widths
     )
     dropout: float = attrs.field(default=0.3, validator=options.check_rate)
+    drop_connect: float = attrs.field(default=0.0, validator=options.check_rate)
 
 
 FACTORIES: dict[str, type[_LiteFactory]] = {
