@@ -97,6 +97,21 @@ def test_prefix_key_changes_with_weights_cut_and_settings() -> None:
     assert key != prefix_key(
         split_at(model, "block_out").prefix, "block_out", ImageSettings(size=16, resize_mode="pad")
     )
+    # An initialiser does not change a built layer's output: same weights, same key.
+    import keras
+
+    reinitialised = keras.models.clone_model(
+        model,
+        clone_function=lambda layer: layer.__class__.from_config(
+            {**layer.get_config(), "kernel_initializer": "zeros"}
+            if "kernel_initializer" in layer.get_config()
+            else layer.get_config()
+        ),
+    )
+    reinitialised.set_weights(model.get_weights())
+    for layer in reinitialised.layers:
+        layer.trainable = model.get_layer(layer.name).trainable
+    assert key == prefix_key(split_at(reinitialised, "block_out").prefix, "block_out", settings)
 
 
 def test_cache_computes_once_and_reads_back_every_view(tmp_path: Path, write_image) -> None:  # type: ignore[no-untyped-def]

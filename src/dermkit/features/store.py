@@ -54,10 +54,20 @@ def default_feature_root() -> Path:
     return default_cache_root() / "features"
 
 
+_NOT_IN_THE_OUTPUT = ("_initializer", "_regularizer", "_constraint")
+"""Config entries that shape training only: with the weights given, the output is the same."""
+
+
 def _strip_names(value: Any) -> Any:
-    """A layer config without the names Keras makes up per session (``conv2d_3``)."""
+    """A layer config without the names Keras makes up per session (``conv2d_3``) and
+    without what cannot change a built layer's output (initialisers, regularisers,
+    constraints): a new default initialiser must not orphan every cached activation."""
     if isinstance(value, dict):
-        return {k: _strip_names(v) for k, v in value.items() if k != "name"}
+        return {
+            k: _strip_names(v)
+            for k, v in value.items()
+            if k != "name" and not k.endswith(_NOT_IN_THE_OUTPUT)
+        }
     if isinstance(value, list):
         return [_strip_names(v) for v in value]
     return value
