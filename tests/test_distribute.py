@@ -6,10 +6,13 @@ a single-device run with the same *global* batch (8 = 2 replicas x 4): the model
 EfficientNet-Lite0 with its whole backbone frozen (BatchNormalization in inference
 mode, no dropout), so a replica's gradient does not depend on which other images
 share its batch, and splitting a batch over replicas may change only the order in
-which float32 sums are taken. That bounds the difference to rounding (measured
-about 4e-7 on the weights after three epochs); ``TOLERANCE`` leaves room for that
-and nothing else: replicas that saw the same images instead of distinct ones, or a
-data order drawn for the per-replica batch, change the losses in the third digit.
+which float32 sums are taken. That bounds the difference to rounding: the
+histories agree to ``TOLERANCE``; of the head's 5,120 weights after three epochs at a
+learning rate of 0.01 the largest difference measured 1.2e-5, the rest far less
+(``WEIGHT_TOLERANCE``; with a Glorot-initialised backbone, whose features had vanished,
+it was 4e-7). Both leave room for rounding and nothing else: replicas that saw the same
+images instead of distinct ones, or a data order drawn for the per-replica batch,
+change the losses in the third digit.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMIT = 240
 """Seconds any one training process may take: a hung collective fails, not blocks, CI."""
 TOLERANCE = 1e-5
+WEIGHT_TOLERANCE = 1e-4
 EPOCHS = 3
 
 
@@ -215,7 +219,7 @@ def _assert_same_training(run: Path, reference: Path) -> None:
         np.testing.assert_allclose(got[key], want[key], rtol=TOLERANCE, atol=TOLERANCE, err_msg=key)
     last = Path("checkpoints") / "last.keras"
     for a, b in zip(_weights(run / last), _weights(reference / last), strict=True):
-        np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
+        np.testing.assert_allclose(a, b, rtol=0, atol=WEIGHT_TOLERANCE)
 
 
 @attrs.frozen

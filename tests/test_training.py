@@ -172,14 +172,14 @@ def test_a_stopped_run_resumes_without_gaps_or_repeats(
     run = tmp_path / "run"
     original = trainer._EpochEnd.make
 
-    def crash_after_first_epoch(callback: Any) -> Any:
+    def crash_after_first_epoch(callback: Any, seed: int) -> Any:
         def wrapped(epoch: int, logs: dict[str, float]) -> bool:
             stop = callback(epoch, logs)
             if epoch == 0:
                 raise _Interrupt
             return stop
 
-        return original(wrapped)
+        return original(wrapped, seed)
 
     monkeypatch.setattr(trainer._EpochEnd, "make", staticmethod(crash_after_first_epoch))
     with pytest.raises(_Interrupt):
