@@ -58,18 +58,18 @@ _NOT_IN_THE_OUTPUT = ("_initializer", "_regularizer", "_constraint")
 """Config entries that shape training only: with the weights given, the output is the same."""
 
 
-def _strip_names(value: Any) -> Any:
+def _output_config(value: Any) -> Any:
     """A layer config without the names Keras makes up per session (``conv2d_3``) and
     without what cannot change a built layer's output (initialisers, regularisers,
     constraints): a new default initialiser must not orphan every cached activation."""
     if isinstance(value, dict):
         return {
-            k: _strip_names(v)
+            k: _output_config(v)
             for k, v in value.items()
             if k != "name" and not k.endswith(_NOT_IN_THE_OUTPUT)
         }
     if isinstance(value, list):
-        return [_strip_names(v) for v in value]
+        return [_output_config(v) for v in value]
     return value
 
 
@@ -84,7 +84,7 @@ def prefix_key(prefix: Any, layer: str, settings: ImageSettings) -> str:
     digest.update(f"dermkit-features-v{FEATURE_VERSION}\0{settings.cache_key()}\0".encode())
     for index, item in enumerate(prefix.layers):
         try:
-            config = _strip_names(item.get_config())
+            config = _output_config(item.get_config())
         except NotImplementedError:  # pragma: no cover - layers without a config
             config = {}
         digest.update(f"{index}\0{type(item).__name__}\0".encode())

@@ -6,7 +6,7 @@ training step advances. A run that stops and resumes rebuilds or reloads the mod
 its layers continued from other states than the uninterrupted run's, and the resumed
 run trained on other dropout masks: "resume equals an uninterrupted run" held only for
 models without dropout. Setting every seed generator at the start of each epoch from
-the training seed, the variable's path and the epoch number makes the masks of an epoch
+the training seed, the layer's name and the epoch number makes the masks of an epoch
 depend on nothing else, whichever process trains it.
 
 Layers are told apart by their own names, not by the variable's path nor the names of
@@ -32,11 +32,11 @@ def reseed_random_layers(model: Any, seed: int, epoch: int) -> int:
     """Set the state of every seed generator of ``model`` for ``epoch``; returns how many."""
     count = 0
     seen: dict[str, int] = {}
+    counter = (epoch * _DRAWS_PER_EPOCH) % 2**31
     for name, variable in _seed_states(model):
         seen[name] = seen.get(name, -1) + 1
         where = f"{name}#{seen[name]}"
         base = zlib.crc32(f"{seed}/{where}".encode()) & 0x7FFFFFFF
-        counter = (epoch * _DRAWS_PER_EPOCH) % 2**31
         variable.assign(np.array([base, counter], dtype=variable.dtype))
         count += 1
     return count
