@@ -41,14 +41,16 @@ from _machine import print_machine
 ARMS = ("lite0-imagenet", "lite0-imagenet-ft", "lite2-imagenet", "lite0-random", "lfn128")
 
 
-def experiment(arm: str, args: argparse.Namespace, *, minutes: float) -> Any:
+def experiment(arm: str, args: argparse.Namespace, *, minutes: float, split: Any = None) -> Any:
+    """The arm's experiment; ``split`` replaces the seed-0 split (``cv_ham.py``'s folds)."""
     from dermkit import HAM10000, Experiment, Training
     from dermkit.balancers.augment import Augment
     from dermkit.balancers.class_weights import ClassWeights
     from dermkit.data.splits import GroupedStratifiedSplit
     from dermkit.models.registry import model_factory
 
-    split = GroupedStratifiedSplit(val=0.15, test=0.15, seed=0)
+    if split is None:
+        split = GroupedStratifiedSplit(val=0.15, test=0.15, seed=0)
     common = {"epochs": args.epochs, "batch_size": 32, "verbose": 2, "max_minutes": minutes}
     if arm == "lfn128":
         return Experiment(
