@@ -11,7 +11,8 @@ the chosen one marked; no figure in it was used for any choice.
 
 Each member predicts each part once per TTA setting (the costly part: a TTA pass is
 eight forward passes); the probabilities are kept in ``--out`` so that a second run of
-the script only reprints. The members must share one ``split.csv``. Prints the machine
+the script only reprints. The members must all have held out the same validation and
+test images (one split). Prints the machine
 first (``_machine.py``), then the two tables and the time used.
 
 Runs made by ``dermkit refit`` have no validation part, so nothing can be chosen on
@@ -146,7 +147,8 @@ def main() -> int:
     run_dirs = [Path(r) for r in args.runs]
     members = [load_run(r) for r in run_dirs]
     if len(members) > 1:
-        load_ensemble(run_dirs).split_manifest()  # refuses members of different splits
+        for part in PARTS:  # refuses members that did not all hold a part out
+            load_ensemble(run_dirs).part_records(part)
     names = member_names(run_dirs)
     scored_arms = [a for a in arms(names) if not (args.no_tta and a.tta)]
     classes = members[0].classes

@@ -83,6 +83,47 @@ def test_evaluate_ensemble_on_the_shared_test_part(
     assert len(rows) - 1 == sum(single["metrics"]["support"])
 
 
+def _with_parts(run: Path, copy: Path, moved: dict[str, str]) -> Path:
+    """A copy of ``run`` whose split.csv has the first image of each key part moved to
+    the value part: another fold of the same data."""
+    shutil.copytree(run, copy)
+    lines = (copy / "split.csv").read_text().splitlines()
+    part = lines[0].split(",").index("part")
+    first = {
+        source: next(i for i, row in enumerate(lines) if row.split(",")[part] == source)
+        for source in moved
+    }
+    for source, target in moved.items():
+        index = first[source]
+        cells = lines[index].split(",")
+        cells[part] = target
+        lines[index] = ",".join(cells)
+    (copy / "split.csv").write_text("\n".join(lines) + "\n")
+    return copy
+
+
+def test_evaluate_ensemble_of_folds_on_their_common_test_part(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # cross-validation folds: training and validation parts differ, the test part is common
+    fold = _with_parts(runs[1], tmp_path / "fold", {"train": "val", "val": "train"})
+    out = tmp_path / "report"
+    code = main(["evaluate", str(runs[0]), str(fold), "--part", "test", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "were used by this run" not in captured.err
+    single = json.loads((runs[0] / "report_test" / "report.json").read_text())
+    assert len((out / "predictions.csv").read_text().splitlines()) - 1 == sum(
+        single["metrics"]["support"]
+    )
+    # their validation parts differ: each member's val images may be the other's training
+    code = main(["evaluate", str(runs[0]), str(fold), "--part", "val"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "val parts differ (2 images in one but not the other)" in err
+    assert "training images" in err
+
+
 def test_evaluate_ensemble_refuses_members_of_different_splits(
     runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -96,7 +137,7 @@ def test_evaluate_ensemble_refuses_members_of_different_splits(
     code = main(["evaluate", str(runs[0]), str(other), "--part", "test"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert "trained on different splits" in err
+    assert "test parts differ (1 images in one but not the other)" in err
     # on --data, images any member trained on are flagged
     data = runs[0].parent / "data"
     out = tmp_path / "on-data"

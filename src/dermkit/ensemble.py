@@ -5,8 +5,9 @@ probabilities of a few trained runs (other backbones, other seeds) costs nothing
 prediction time: no retraining, no new choices fitted to any data. The members must
 name the same classes in the same order. Each member reads images as it was trained
 to (its own size and preprocessing), so a Lite0 at 224 px and a Lite2 at 260 px can be
-averaged. Scoring an ensemble on a run's own ``--part`` needs members trained on the
-same split: otherwise one member's test images are another's training images.
+averaged. Scoring an ensemble on a run's own ``--part`` needs members that all held
+that part's images out (one split, or cross-validation folds on their common test
+part): otherwise one member's test images are another's training images.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from dermkit.core import ClassIndex, Dataset, LoadedDataset
+from dermkit.core import ClassIndex, Dataset, LoadedDataset, Record
 from dermkit.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -116,30 +117,42 @@ class Ensemble:
         for member in self.members:
             member.scaler()
 
-    def split_manifest(self) -> Path:
-        """The members' common ``split.csv``; a :class:`ConfigError` when they differ.
+    def part_records(self, part: str) -> tuple[Record, ...]:
+        """The images of ``part`` (``val`` or ``test``) that every member held out.
 
-        Compared by content, so copies of one run's split in several folders agree.
+        Every member's ``split.csv`` must list the same images (path and class) in that
+        part; since a manifest never puts one lesion in two parts, no member then trained
+        on any of them. So members of one split qualify, and so do cross-validation folds
+        scored on their common test part (their training and validation parts differ,
+        but none trained on a test image); their validation parts differ, and are
+        refused. A :class:`ConfigError` names the two manifests and says what differs.
         """
+        from dermkit.data.splits import read_split_manifest
+
         manifests = [d / SPLIT_FILE for d in self.run_dirs]
         missing = [str(m) for m in manifests if not m.is_file()]
         if missing:
             raise ConfigError(
-                "--part needs every member's split.csv, and some are not there",
+                f"--part {part} needs every member's split.csv, and some are not there",
                 where=", ".join(missing),
                 hint="score the ensemble with --data instead",
             )
-        first = manifests[0].read_bytes()
-        for manifest in manifests[1:]:
-            if manifest.read_bytes() != first:
+        splits = [read_split_manifest(m, self.classes) for m in manifests]
+        records: tuple[Record, ...] = getattr(splits[0], part)
+        wanted = {(str(r.path), r.label) for r in records}
+        for manifest, split in zip(manifests[1:], splits[1:], strict=True):
+            theirs = {(str(r.path), r.label) for r in getattr(split, part)}
+            if theirs != wanted:
                 raise ConfigError(
-                    "the members were trained on different splits, so one member's "
-                    "validation or test images may be another's training images",
+                    f"the members' {part} parts differ ({len(wanted ^ theirs)} images in "
+                    f"one but not the other): one member's {part} images may be another's "
+                    "training images",
                     where=f"{manifests[0]} and {manifest}",
-                    hint="ensemble runs trained with the same split settings and data, "
-                    "or score the ensemble with --data on images none of them trained on",
+                    hint="ensemble runs trained with the same split settings and data (or "
+                    "cross-validation folds on their common test part), or score the "
+                    "ensemble with --data on images none of them trained on",
                 )
-        return manifests[0]
+        return records
 
     def predict(
         self,

@@ -160,7 +160,13 @@ def _data(run: LoadedRun | Ensemble, args: argparse.Namespace) -> Any:
     from dermkit.data.splits import read_split_manifest
     from dermkit.ensemble import Ensemble
 
-    manifest = run.split_manifest() if isinstance(run, Ensemble) else run.run_dir / "split.csv"
+    if isinstance(run, Ensemble):
+        records = run.part_records(args.part)
+        source = f"{run.run_dirs[0] / 'split.csv'}:{args.part}"
+        return LoadedDataset(
+            records=records, classes=run.classes, found=len(records), source=source
+        )
+    manifest = run.run_dir / "split.csv"
     if not manifest.is_file():
         raise ConfigError(
             "--part needs the run's split.csv, which is not there",
