@@ -10,7 +10,7 @@ Protocol, fixed before any test figure of it was seen:
 
 - the test part is the seed-0 split's (``train_lfn_ham.py``, ``transfer_ham.py``), kept
   out of everything; its train and validation parts are pooled and cut into ``--k``
-  lesion-grouped folds, stratified by class (:class:`GroupedStratifiedKFold`);
+  lesion-grouped folds, stratified by class (``dermkit.data.splits.folds_within``);
 - fold ``i`` trains ``transfer_ham.py``'s ``lite0-imagenet`` recipe (``--trainable``
   layers on cached dihedral views) on the other folds, choosing its best epoch on
   fold ``i``;
@@ -51,25 +51,20 @@ ARM = "lite0-imagenet"
 def write_fold_splits(data: str, k: int, out: Path) -> list[Path]:
     """One split CSV per fold: train = the other folds, val = fold i, test = seed 0's test."""
     from dermkit import HAM10000
-    from dermkit.core import Split
-    from dermkit.data.splits import (
-        GroupedStratifiedKFold,
-        GroupedStratifiedSplit,
-        write_split_manifest,
-    )
+    from dermkit.data.splits import GroupedStratifiedSplit, folds_within, write_split_manifest
 
     loaded = HAM10000(data).load()
     base = GroupedStratifiedSplit(val=0.15, test=0.15, seed=0).split(loaded.records, loaded.classes)
     pool = base.train + base.val
-    folds = GroupedStratifiedKFold(k=k, seed=0).folds(pool, loaded.classes)
+    splits = folds_within(base, loaded.classes, k=k, seed=0)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, fold in enumerate(folds):
-        split = Split(train=fold.train, val=fold.test, test=base.test)
-        paths.append(write_split_manifest(split, loaded.classes, out / f"split-fold{i}.csv"))
+    paths = [
+        write_split_manifest(split, loaded.classes, out / f"split-fold{i}.csv")
+        for i, split in enumerate(splits)
+    ]
     print(
         f"{len(pool):,} train + validation images in {k} lesion-grouped folds "
-        f"({', '.join(str(len(f.test)) for f in folds)}); test part {len(base.test):,} images",
+        f"({', '.join(str(len(f.val)) for f in splits)}); test part {len(base.test):,} images",
         flush=True,
     )
     return paths

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from dermkit.core import ClassIndex, Record, Split, Splitter
@@ -18,6 +18,7 @@ from dermkit.data.splits import (
     GroupedStratifiedKFold,
     GroupedStratifiedSplit,
     _groups,
+    folds_within,
     leaked_groups,
     read_split_manifest,
     split_manifest,
@@ -140,6 +141,39 @@ def test_kfold_properties(records: list[Record], k: int, val: float, seed: int) 
         GroupedStratifiedKFold(k=k, val=val, seed=seed, fold=k - 1).split(records, CLASSES)
         == folds[k - 1]
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    per_class=st.lists(
+        st.lists(st.integers(1, 4), min_size=4, max_size=12), min_size=3, max_size=3
+    ),
+    k=st.integers(2, 3),
+    seed=st.integers(0, 99),
+)
+def test_folds_within_a_split_keep_its_test_part(
+    per_class: list[list[int]], k: int, seed: int
+) -> None:
+    # groups of 1-4 images, 4-12 groups per class: enough for three parts and then k
+    # folds of train + val in most draws
+    sizes = [(label, size) for label, groups in enumerate(per_class) for size in groups]
+    records = make_records([(g, [label] * size) for g, (label, size) in enumerate(sizes)])
+    try:
+        split = GroupedStratifiedSplit(val=0.2, test=0.2, seed=seed).split(records, CLASSES)
+        folds = folds_within(split, CLASSES, k=k, seed=seed)
+    except DataError as error:  # a class with too few groups for the parts or the folds
+        assert "too few" in str(error)
+        event("too few groups")
+        return
+    event("folds made")
+    assert len(folds) == k
+    pool = Counter(r.path for r in split.train + split.val)
+    assert Counter(r.path for fold in folds for r in fold.val) == pool  # each validated once
+    for fold in folds:
+        assert fold.test == split.test
+        assert leaked_groups(fold) == {}
+        assert Counter(r.path for r in fold.train + fold.val) == pool
+    assert folds_within(split, CLASSES, k=k, seed=seed) == folds
 
 
 @settings(max_examples=30, deadline=None)

@@ -311,6 +311,21 @@ class GroupedStratifiedKFold:
         return self.folds(records, classes)[self.fold]
 
 
+def folds_within(split: Split, classes: ClassIndex, *, k: int, seed: int = 0) -> list[Split]:
+    """``k`` cross-validation splits of ``split``'s train + validation, its test part kept.
+
+    Split ``i`` trains on the other folds and validates on fold ``i``
+    (:class:`GroupedStratifiedKFold`, grouped and stratified); every split has the same
+    test part as ``split``. So every labelled image outside the test part is validated
+    on exactly once, by a model that never saw its lesion, and ``k`` models come out
+    that can be averaged on the untouched test part: a choice made on ``k`` folds rests
+    on all of train + validation instead of one validation part of it.
+    """
+    pool = split.train + split.val
+    folds = GroupedStratifiedKFold(k=k, seed=seed).folds(pool, classes)
+    return [Split(train=fold.train, val=fold.test, test=split.test) for fold in folds]
+
+
 def leaked_groups(split: Split) -> dict[str, tuple[str, ...]]:
     """Groups found in more than one part, each with the parts it is in (empty if none)."""
     seen: dict[str, list[str]] = {}
