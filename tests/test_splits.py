@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dermkit.core import ClassIndex, Record, Split, Splitter
 from dermkit.data.splits import (
+    GroupedCrossValidation,
     GroupedStratifiedKFold,
     GroupedStratifiedSplit,
     _groups,
@@ -176,6 +177,25 @@ def test_folds_within_a_split_keep_its_test_part(
     assert folds_within(split, CLASSES, k=k, seed=seed) == folds
 
 
+def test_cross_validation_splitter_is_one_fold_within_the_grouped_split() -> None:
+    records = singletons([30, 20, 12])
+    grouped = GroupedStratifiedSplit(val=0.15, test=0.2, seed=3).split(records, CLASSES)
+    folds = folds_within(grouped, CLASSES, k=3, seed=3)
+    for fold in range(3):
+        split = GroupedCrossValidation(k=3, fold=fold, val=0.15, test=0.2, seed=3).split(
+            records, CLASSES
+        )
+        assert split == folds[fold]
+        assert split.test == grouped.test  # the grouped split's test part, untouched
+    for bad, message in (
+        ({"k": 1}, "k must be an integer of at least 2"),
+        ({"k": 3, "fold": 3}, r"fold must be an integer in \[0, 3\)"),
+        ({"val": 0.5, "test": 0.5}, "val \\+ test must be below 1"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            GroupedCrossValidation(**bad)  # type: ignore[arg-type]
+
+
 @settings(max_examples=30, deadline=None)
 @given(extra=st.integers(1, 20), seed=st.integers(0, 99))
 def test_adding_one_class_leaves_the_others_alone(extra: int, seed: int) -> None:
@@ -308,10 +328,19 @@ def test_invalid_kfold_options(options: dict[str, float]) -> None:
 
 
 def test_splitters_are_components() -> None:
-    for splitter in (GroupedStratifiedSplit(val=0.2, seed=3), GroupedStratifiedKFold(k=3, fold=1)):
+    for splitter in (
+        GroupedStratifiedSplit(val=0.2, seed=3),
+        GroupedStratifiedKFold(k=3, fold=1),
+        GroupedCrossValidation(k=3, fold=2, test=0.1),
+    ):
         assert isinstance(splitter, Splitter)
         assert type(splitter)(**attrs.asdict(splitter)) == splitter
     assert GroupedStratifiedSplit.name == "grouped" and GroupedStratifiedKFold.name == "kfold"
+    assert GroupedCrossValidation.name == "cv"
+    from dermkit.plugins import get_plugin_manager
+
+    names = {n for found in get_plugin_manager().hook.dermkit_splitters() for n in found}
+    assert {"grouped", "kfold", "cv"} <= names
 
 
 # --- manifests ---------------------------------------------------------------------------

@@ -169,6 +169,16 @@ def test_kfold_split_file_max_minutes_and_dataset_flags_make_the_recipe(
     assert (split["name"], split["k"], split["fold"], split["val"]) == ("kfold", 3, 1, 0.15)
     assert recipes[-1]["training"]["max_minutes"] == 5
 
+    assert main([*base, "--cv", "4", "--fold", "2", "--test", "0.2"]) == 0
+    split = recipes[-1]["split"]
+    assert (split["name"], split["k"], split["fold"], split["val"], split["test"]) == (
+        "cv",
+        4,
+        2,
+        0.15,
+        0.2,
+    )
+
     split_file = tmp_path / "my_split.csv"
     split_file.write_text("path,label,class,group,part\n", encoding="utf-8")
     assert main([*base, "--split-file", str(split_file)]) == 0
@@ -182,6 +192,8 @@ def test_kfold_split_file_max_minutes_and_dataset_flags_make_the_recipe(
         (["--fold", "1"], "--fold does not apply to a 'grouped' split"),
         (["--kfold", "3", "--test", "0.2"], "--test does not apply to a 'kfold' split"),
         (["--split-file", str(split_file), "--kfold", "3"], "do not go together"),
+        (["--kfold", "3", "--cv", "3"], "--kfold and --cv do not go together"),
+        (["--cv", "3", "--fold", "3"], "fold must be an integer in [0, 3)"),
     ):
         code, _, err = run_cli(capsys, *base, *flags)
         assert code == 2 and message in err, err

@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "ISICGroundTruth": "dermkit.data.isic",
     "GroupedStratifiedSplit": "dermkit.data.splits",
     "GroupedStratifiedKFold": "dermkit.data.splits",
+    "GroupedCrossValidation": "dermkit.data.splits",
     "ImageSettings": "dermkit.data.images",
     "ClassWeights": "dermkit.balancers.class_weights",
     "BalancedBatches": "dermkit.balancers.balanced_batches",
@@ -53,7 +54,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from dermkit.data.ham10000 import HAM10000
     from dermkit.data.images import ImageSettings
     from dermkit.data.isic import ISICGroundTruth
-    from dermkit.data.splits import GroupedStratifiedKFold, GroupedStratifiedSplit
+    from dermkit.data.splits import (
+        GroupedCrossValidation,
+        GroupedStratifiedKFold,
+        GroupedStratifiedSplit,
+    )
     from dermkit.experiment import Experiment
     from dermkit.models.registry import create_model
     from dermkit.training.config import Training
@@ -82,6 +87,7 @@ __all__ = [
     "DataError",
     "DermkitError",
     "Experiment",
+    "GroupedCrossValidation",
     "GroupedStratifiedKFold",
     "GroupedStratifiedSplit",
     "ISICGroundTruth",

@@ -60,6 +60,7 @@ FLAGS: tuple[Flag, ...] = (
     *(Flag(dest, option, (("data", dest),)) for dest, option, _ in DATASET_OPTION_FLAGS),
     Flag("split_file", "--split-file", (("split",),)),
     Flag("kfold", "--kfold", (("split",), ("split", "k"))),
+    Flag("cv", "--cv", (("split",), ("split", "k"))),
     Flag("fold", "--fold", (("split", "fold"),)),
     Flag("val", "--val", (("split", "val"),)),
     Flag("test", "--test", (("split", "test"),)),
@@ -243,19 +244,22 @@ def _option(dest: str) -> str:
 
 
 SPLIT_FIELD_HINTS: Mapping[str, str] = {
-    "fold": "--fold picks one fold of a k-fold split: give --kfold K as well",
-    "test": "with --kfold the test part is the fold chosen by --fold; with --split-file the "
-    "file decides the parts",
+    "fold": "--fold picks one fold of a k-fold split: give --kfold K or --cv K as well",
+    "test": "with --kfold the test part is the fold chosen by --fold (use --cv K to keep "
+    "the grouped split's test part); with --split-file the file decides the parts",
     "val": "with --split-file the file decides the parts",
 }
 
 
 def _apply_split(config: dict[str, Any], values: Mapping[str, Any]) -> None:
-    if "split_file" in values and "kfold" in values:
+    given = [dest for dest in ("split_file", "kfold", "cv") if dest in values]
+    if len(given) > 1:
         raise ConfigError(
-            "--split-file and --kfold do not go together",
-            where="--split-file",
-            hint="a split file already says which image goes to which part",
+            f"{' and '.join(_option(d) for d in given)} do not go together",
+            where=_option(given[0]),
+            hint="--split-file says which image goes to which part; --kfold K tests on "
+            "fold I of all images; --cv K keeps the grouped split's test part and "
+            "validates on fold I of the rest",
         )
     split = dict(config.get("split") or {"name": "grouped"})
     changed = False
@@ -272,6 +276,19 @@ def _apply_split(config: dict[str, Any], values: Mapping[str, Any]) -> None:
                 "fold": 0,
                 "seed": split.get("seed", split_default("seed")),
                 "val": split.get("val", split_default("val")),
+            }
+        changed = True
+    if "cv" in values:
+        if split.get("name") == "cv":
+            split["k"] = values["cv"]
+        else:
+            split = {
+                "name": "cv",
+                "k": values["cv"],
+                "fold": 0,
+                "seed": split.get("seed", split_default("seed")),
+                "val": split.get("val", split_default("val")),
+                "test": split.get("test", split_default("test")),
             }
         changed = True
     if changed:
@@ -492,6 +509,7 @@ def describe_defaults() -> Mapping[str, str]:
         "test": f"{test:g}",
         "seed": str(split_default("seed")),
         "kfold": "off: one grouped train/val/test split",
+        "cv": "off: one grouped train/val/test split",
         "fold": "0",
         "limit": "all images",
         "strict": "off: skip and report bad inputs",

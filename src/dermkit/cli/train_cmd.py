@@ -110,7 +110,20 @@ def add_training_arguments(
         help=h("kfold", "k-fold cross-validation by lesion: the test part is fold --fold"),
     )
     split.add_argument(
-        "--fold", type=int, metavar="I", help=h("fold", "which fold (0..K-1) is the test part")
+        "--cv",
+        type=int,
+        metavar="K",
+        help=h(
+            "cv",
+            "cross-validation inside the grouped split: its test part is kept, fold --fold "
+            "of its train + validation is the validation part",
+        ),
+    )
+    split.add_argument(
+        "--fold",
+        type=int,
+        metavar="I",
+        help=h("fold", "which fold (0..K-1) is the test part (--kfold) or validation part (--cv)"),
     )
     split.add_argument(
         "--split-file",

@@ -26,7 +26,11 @@ def dermkit_datasets() -> Factories:
 @hookimpl
 def dermkit_splitters() -> Factories:
     try:
-        from dermkit.data.splits import GroupedStratifiedKFold, GroupedStratifiedSplit
+        from dermkit.data.splits import (
+            GroupedCrossValidation,
+            GroupedStratifiedKFold,
+            GroupedStratifiedSplit,
+        )
     except ModuleNotFoundError as error:
         if error.name == "dermkit.data.splits":
             return {}
@@ -34,4 +38,5 @@ def dermkit_splitters() -> Factories:
     return {
         GroupedStratifiedSplit.name: GroupedStratifiedSplit,
         GroupedStratifiedKFold.name: GroupedStratifiedKFold,
+        GroupedCrossValidation.name: GroupedCrossValidation,
     }

@@ -226,6 +226,20 @@ class GroupedStratifiedSplit:
         return Split(train=tuple(train), val=tuple(val), test=tuple(test))
 
 
+def _check_k(value: object) -> None:
+    if not isinstance(value, int) or value < 2:
+        raise ConfigError(f"k must be an integer of at least 2, got {value!r}", where="k")
+
+
+def _check_fold(value: object, k: int) -> None:
+    if not isinstance(value, int) or not 0 <= value < k:
+        raise ConfigError(
+            f"fold must be an integer in [0, {k}), got {value!r}",
+            where="fold",
+            hint="folds are numbered from 0 to k - 1",
+        )
+
+
 @attrs.frozen(slots=True)
 class GroupedStratifiedKFold:
     """K folds by group, stratified by image counts per class, for cross-validation.
@@ -247,17 +261,11 @@ class GroupedStratifiedKFold:
 
     @k.validator
     def _check_k(self, _: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or value < 2:
-            raise ConfigError(f"k must be an integer of at least 2, got {value!r}", where="k")
+        _check_k(value)
 
     @fold.validator
     def _check_fold(self, _: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or not 0 <= value < self.k:
-            raise ConfigError(
-                f"fold must be an integer in [0, {self.k}), got {value!r}",
-                where="fold",
-                hint="folds are numbered from 0 to k - 1",
-            )
+        _check_fold(value, self.k)
 
     def __attrs_post_init__(self) -> None:
         if self.val + 1.0 / self.k >= 1.0:
@@ -324,6 +332,43 @@ def folds_within(split: Split, classes: ClassIndex, *, k: int, seed: int = 0) ->
     pool = split.train + split.val
     folds = GroupedStratifiedKFold(k=k, seed=seed).folds(pool, classes)
     return [Split(train=fold.train, val=fold.test, test=split.test) for fold in folds]
+
+
+@attrs.frozen(slots=True)
+class GroupedCrossValidation:
+    """Fold ``fold`` of ``k`` inside a grouped split: its test part, and one fold of the rest.
+
+    The test part is exactly the one :class:`GroupedStratifiedSplit` gives with the same
+    ``val``, ``test`` and ``seed`` (so ``val`` matters only through it); that split's train
+    and validation parts are pooled and cut into ``k`` folds (:func:`folds_within`), and
+    fold ``fold`` is the validation part. Training ``fold = 0 .. k-1`` gives ``k`` models
+    that were each validated on a different quarter (for ``k = 4``) of every labelled
+    non-test image, and that can be averaged on the common, untouched test part.
+    """
+
+    name: ClassVar[str] = "cv"
+    k: int = attrs.field(default=4)
+    fold: int = attrs.field(default=0)
+    val: float = attrs.field(default=0.15, converter=_to_fraction, validator=_fraction)
+    test: float = attrs.field(default=0.15, converter=_to_fraction, validator=_fraction)
+    seed: int = attrs.field(default=0, validator=_non_negative_seed)
+
+    @k.validator
+    def _check_k(self, _: attrs.Attribute[int], value: int) -> None:
+        _check_k(value)
+
+    @fold.validator
+    def _check_fold(self, _: attrs.Attribute[int], value: int) -> None:
+        _check_fold(value, self.k)
+
+    def __attrs_post_init__(self) -> None:
+        GroupedStratifiedSplit(val=self.val, test=self.test, seed=self.seed)  # val + test < 1
+
+    def split(self, records: Sequence[Record], classes: ClassIndex) -> Split:
+        base = GroupedStratifiedSplit(val=self.val, test=self.test, seed=self.seed)
+        return folds_within(base.split(records, classes), classes, k=self.k, seed=self.seed)[
+            self.fold
+        ]
 
 
 def leaked_groups(split: Split) -> dict[str, tuple[str, ...]]:
