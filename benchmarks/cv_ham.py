@@ -17,9 +17,18 @@ Protocol, fixed before any test figure of it was seen:
 - the reported model is the mean of the K fold models' probabilities on the test part.
   With ``--tta`` the eight flips and turns are scored too, and used on test only if the
   out-of-fold balanced accuracy with them is higher than without.
+- ``--combine OUT ...`` names earlier runs of this script (same ``--k``, same data, so
+  the same folds and test part) whose fold models join this run's: each run alone and
+  all of them averaged are arms, each with and without TTA if ``--tta``. Fold ``i`` of
+  an arm is scored by that arm's models that held it out, so every arm has an
+  out-of-fold figure on the same 6,007 images, and **the reported model is the arm with
+  the highest out-of-fold balanced accuracy** (the first such in print order on a tie).
+  The test table lists every arm, marking the reported one.
 
     DERMKIT_HAM10000=... DERMKIT_WEIGHTS=... python benchmarks/cv_ham.py \\
-        --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 24 --out runs/cv-ham
+        --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 30 --out runs/cv-ham
+    python benchmarks/cv_ham.py --k 4 --trainable 20 --lr 1e-4 --epochs 16 --minutes 30 \\
+        --out runs/cv-ham-cut20 --combine runs/cv-ham --tta
 
 A fold whose ``summary.json`` exists is not trained again; an interrupted fold resumes.
 Prints the machine, each fold's validation figure, the out-of-fold figures, then the
@@ -84,6 +93,65 @@ def train_fold(i: int, split_csv: Path, args: argparse.Namespace) -> Path:
     return out
 
 
+class Scorer:
+    """Probabilities of finished fold runs on their parts, kept on disk, and their figures.
+
+    Members averaged together must have held out the same images in the part scored:
+    the folds' test parts are one, while fold i's validation part is only fold i's.
+    """
+
+    def __init__(self, loaded: dict[Path, Any], probabilities_dir: Path) -> None:
+        from dermkit.evaluation.run_scoring import make_evaluator
+
+        self.loaded = loaded
+        self.probabilities_dir = probabilities_dir
+        first = next(iter(loaded.values()))
+        self.classes: Any = first.classes  # a ClassIndex: names in label order
+        self.evaluator = make_evaluator(first.config, balanced_test=False)
+
+    def records(self, members: Sequence[Path], part: str) -> tuple[Any, ...]:
+        from dermkit.errors import DataError
+        from dermkit.export.calibration import run_part
+
+        records = run_part(members[0], part)
+        for other in members[1:]:
+            if [str(r.path) for r in run_part(other, part)] != [str(r.path) for r in records]:
+                raise DataError(
+                    f"its {part} part differs from {members[0]}'s",
+                    where=str(other),
+                    hint="combine only runs of this script with the same --k and --data",
+                )
+        return records
+
+    def test_size(self, members: Sequence[Path]) -> int:
+        return len(self.records(members, "test"))
+
+    def probabilities(self, members: Sequence[Path], part: str, tta: bool) -> np.ndarray:
+        records = self.records(members, part)
+        return np.asarray(
+            np.mean(
+                [
+                    member_probabilities(
+                        self.loaded[d], d, records, part, tta, self.probabilities_dir
+                    )
+                    for d in members
+                ],
+                axis=0,
+            )
+        )
+
+    def figures(self, members: Sequence[Path], part: str, tta: bool) -> dict[str, Any]:
+        probabilities = self.probabilities(members, part, tta)
+        records = self.records(members, part)
+        return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
+
+    def out_of_fold(self, folds: Sequence[Sequence[Path]], tta: bool) -> dict[str, Any]:
+        """Every fold scored by the models that held it out, pooled into one figure."""
+        records = [r for fold in folds for r in self.records(fold, "val")]
+        probabilities = np.concatenate([self.probabilities(fold, "val", tta) for fold in folds])
+        return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
+
+
 def row(name: str, figures: dict[str, Any]) -> str:
     low, high = figures["ci"] if figures["ci"] else (float("nan"), float("nan"))
     mel = figures["mel_sens_at_spec_0.8"]
@@ -116,6 +184,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="training seed of every fold")
     parser.add_argument("--drop-connect", type=float, default=0.0)
     parser.add_argument("--tta", action="store_true", help="also score 8 flips/turns (slow)")
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        default=[],
+        metavar="OUT",
+        help="--out folders of earlier runs of this script with the same --k: their fold "
+        "models join this run's, fold by fold, as more arms to choose from out of fold",
+    )
     args = parser.parse_args()
     if not args.data:
         print("set DERMKIT_HAM10000 or pass --data: the HAM10000 folder is needed", file=sys.stderr)
@@ -124,59 +200,58 @@ def main() -> int:
         parser.error(f"--k must be at least 2, got {args.k}")
     print_machine()
 
-    from dermkit.evaluation.run_scoring import make_evaluator
-    from dermkit.export.calibration import run_part
     from dermkit.runs import load_run
 
     started = time.perf_counter()
     out = Path(args.out)
     splits = write_fold_splits(args.data, args.k, out)
     run_dirs = [train_fold(i, path, args) for i, path in enumerate(splits)]
-    members = [load_run(d) for d in run_dirs]
-    classes = members[0].classes
-    evaluator = make_evaluator(members[0].config, balanced_test=False)
-    probabilities_dir = out / "probabilities"
+    # Each arm: per fold, the models that held that fold out.
+    arms: dict[str, list[list[Path]]] = {out.name: [[d] for d in run_dirs]}
+    for other in map(Path, args.combine):
+        others = [other / f"fold{i}" for i in range(args.k)]
+        missing = [str(d) for d in others if not (d / "summary.json").is_file()]
+        if missing:
+            print(f"--combine {other}: no finished fold in {', '.join(missing)}", file=sys.stderr)
+            return 2
+        arms[other.name] = [[d] for d in others]
+    if len(arms) > 1:
+        arms[" + ".join(arms)] = [
+            [d for fold in folds for d in fold] for folds in zip(*arms.values(), strict=True)
+        ]
+    loaded = {d: load_run(d) for folds in arms.values() for fold in folds for d in fold}
+    scorer = Scorer(loaded, out / "probabilities")
     settings = (False, True) if args.tta else (False,)
 
-    header("Validation: each fold's model on its own held-out fold, and out of fold", classes)
-    out_of_fold: dict[bool, float] = {}
-    for tta in settings:
-        suffix = " + TTA" if tta else ""
-        all_records: list[Any] = []
-        all_probabilities = []
-        for i, (member, run_dir) in enumerate(zip(members, run_dirs, strict=True)):
-            records = run_part(run_dir, "val")
-            probabilities = member_probabilities(
-                member, run_dir, records, "val", tta, probabilities_dir
-            )
-            figures = report_figures(evaluator.evaluate(probabilities, records, classes))
-            print(row(f"fold {i}{suffix} ({len(records)} images)", figures), flush=True)
-            all_records.extend(records)
-            all_probabilities.append(probabilities)
-        pooled = np.concatenate(all_probabilities)
-        figures = report_figures(evaluator.evaluate(pooled, all_records, classes))
-        out_of_fold[tta] = figures["balanced_accuracy"]
-        print(row(f"**out of fold{suffix}** ({len(all_records):,} images)", figures), flush=True)
-    use_tta = args.tta and out_of_fold[True] > out_of_fold[False]
+    header(
+        "Validation: each fold's model on its own held-out fold, and out of fold", scorer.classes
+    )
+    out_of_fold: dict[tuple[str, bool], float] = {}
+    for name, folds in arms.items():
+        for tta in settings:
+            label = name + (" + TTA" if tta else "")
+            if name == out.name:
+                for i, run_dir in enumerate(run_dirs):
+                    figures = scorer.figures([run_dir], "val", tta)
+                    print(row(f"fold {i} of {label} ({figures['n']} images)", figures), flush=True)
+            figures = scorer.out_of_fold(folds, tta)
+            out_of_fold[(name, tta)] = figures["balanced_accuracy"]
+            print(row(f"**{label}, out of fold** ({figures['n']:,} images)", figures), flush=True)
+    chosen = max(out_of_fold, key=lambda arm: out_of_fold[arm])
 
-    test = run_part(run_dirs[0], "test")
-    for run_dir in run_dirs[1:]:
-        if [str(r.path) for r in run_part(run_dir, "test")] != [str(r.path) for r in test]:
-            print(f"{run_dir}: its test part differs from fold 0's", file=sys.stderr)
-            return 1
-    header(f"Test part ({len(test):,} images), used for nothing above", classes)
-    for tta in settings:
-        suffix = " + TTA" if tta else ""
-        per_member = [
-            member_probabilities(member, run_dir, test, "test", tta, probabilities_dir)
-            for member, run_dir in zip(members, run_dirs, strict=True)
-        ]
-        for i, probabilities in enumerate(per_member):
-            figures = report_figures(evaluator.evaluate(probabilities, test, classes))
-            print(row(f"fold {i} model{suffix}", figures))
-        figures = report_figures(evaluator.evaluate(np.mean(per_member, axis=0), test, classes))
-        mark = " **(the reported model)**" if tta == use_tta else ""
-        print(row(f"ensemble of the {len(members)} fold models{suffix}{mark}", figures))
+    header(
+        f"Test part ({scorer.test_size(run_dirs):,} images), used for nothing above", scorer.classes
+    )
+    for name, folds in arms.items():
+        members = [d for fold in folds for d in fold]
+        for tta in settings:
+            label = name + (" + TTA" if tta else "")
+            if name == out.name:
+                for i, run_dir in enumerate(run_dirs):
+                    print(row(f"fold {i} model of {label}", scorer.figures([run_dir], "test", tta)))
+            mark = " **(the reported model)**" if (name, tta) == chosen else ""
+            figures = scorer.figures(members, "test", tta)
+            print(row(f"mean of the {len(members)} models of {label}{mark}", figures), flush=True)
     print(f"\n{(time.perf_counter() - started) / 60:.1f} min used")
     return 0
 
