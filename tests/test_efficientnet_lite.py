@@ -30,10 +30,10 @@ from dermkit.models import (
     load_model,
     model_factory,
 )
+from dermkit.models.applications import backbone_layers
 from dermkit.models.efficientnet_lite import (
     FACTORIES,
     VARIANTS,
-    backbone_layers,
     blocks,
     round_filters,
     torch_names,

@@ -21,7 +21,7 @@ from dermkit import plugins
 from dermkit.core import ModelFactory
 from dermkit.errors import ConfigError, DataError, PluginError
 from dermkit.models import LFN, InceptionV3, ResNet50, create_model, load_model, model_factory
-from dermkit.models.applications import backbone_layer_names
+from dermkit.models.applications import backbone_layers
 from dermkit.models.freezing import frozen_prefix_end
 from dermkit.models.lfn import LFN_TRUNK
 
@@ -221,7 +221,7 @@ def test_only_the_last_n_backbone_layers_train(trainable_layers: int) -> None:
     model = create_model(
         "resnet50", 7, input_size=32, weights=None, trainable_layers=trainable_layers
     )
-    backbone = backbone_layer_names(model)
+    backbone = [layer.name for layer in backbone_layers(model)]
     assert backbone[0] == "conv1_pad"
     assert backbone[-1] == "conv5_block3_out"
     trainable = [name for name in backbone if model.get_layer(name).trainable]

@@ -88,18 +88,23 @@ def _build(
     return keras.Model(image, outputs, name=model)
 
 
-def backbone_layer_names(model: keras.Model) -> list[str]:
-    """Names of the backbone's own layers in a built model (no input, preprocessing, head)."""
-    names: list[str] = []
+def backbone_layers(model: keras.Model) -> list[Any]:
+    """The backbone's own layers of a built model, in model order: no input, no
+    preprocessing, no head; what ``trainable_layers`` = N counts back from.
+
+    Stochastic-depth Dropout layers are left out: they have no weights, and counting
+    them would change which layers ``trainable_layers`` = N names when they are added.
+    """
+    layers: list[Any] = []
     for layer in model.layers:
         if layer.name.startswith("head_") or layer.name == OUTPUT_NAME:
             break
         if type(layer).__name__ == "InputLayer" or type(layer).__module__ == _PREPROCESSING:
             continue
-        if is_random_layer(layer):  # stochastic depth: no weights, not counted
+        if is_random_layer(layer):
             continue
-        names.append(layer.name)
-    return names
+        layers.append(layer)
+    return layers
 
 
 class BackboneFactory:
@@ -148,8 +153,7 @@ class BackboneFactory:
         What a later training stage uses to unfreeze more of the backbone; the head
         always trains. -1 trains the whole backbone.
         """
-        layers = [model.get_layer(name) for name in backbone_layer_names(model)]
-        freeze_all_but_last(layers, trainable_layers, model=self.name)
+        freeze_all_but_last(backbone_layers(model), trainable_layers, model=self.name)
 
 
 @attrs.frozen(slots=True)

@@ -33,8 +33,8 @@ import attrs
 
 from dermkit.errors import ConfigError
 from dermkit.models import lite_weights, options
-from dermkit.models.applications import BackboneFactory
-from dermkit.models.freezing import freeze_all_but_last, is_random_layer
+from dermkit.models.applications import BackboneFactory, backbone_layers
+from dermkit.models.freezing import freeze_all_but_last
 from dermkit.models.heads import INPUT_NAME, build_head
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -268,18 +268,6 @@ def drop_connect_rates(
         for block in every
         if block.has_skip and block.index in wanted and drop_connect > 0
     }
-
-
-def backbone_layers(model: keras.Model) -> list[Any]:
-    """The backbone's own layers of a built model, in model order: stem_conv … top_relu.
-
-    Stochastic-depth Dropout layers are left out: they have no weights, and counting
-    them would change which layers ``trainable_layers`` = N names when they are added.
-    """
-    layers = list(model.layers)
-    names = [layer.name for layer in layers]
-    start, end = names.index("stem_conv"), names.index("top_relu")
-    return [layer for layer in layers[start : end + 1] if not is_random_layer(layer)]
 
 
 def _trainable_blocks(variant: Variant, trainable_layers: int, input_size: int) -> list[int]:
