@@ -94,17 +94,19 @@ def train_fold(i: int, split_csv: Path, args: argparse.Namespace) -> Path:
 
 
 class Scorer:
-    """Probabilities of finished fold runs on their parts, kept on disk, and their figures.
+    """Probabilities of finished fold runs on their parts, and their figures.
+
+    Each fold run's probabilities are kept beside it, in its CV run's ``probabilities``
+    folder, so a ``--combine`` run reads what the earlier run computed.
 
     Members averaged together must have held out the same images in the part scored:
     the folds' test parts are one, while fold i's validation part is only fold i's.
     """
 
-    def __init__(self, loaded: dict[Path, Any], probabilities_dir: Path) -> None:
+    def __init__(self, loaded: dict[Path, Any]) -> None:
         from dermkit.evaluation.run_scoring import make_evaluator
 
         self.loaded = loaded
-        self.probabilities_dir = probabilities_dir
         first = next(iter(loaded.values()))
         self.classes: Any = first.classes  # a ClassIndex: names in label order
         self.evaluator = make_evaluator(first.config, balanced_test=False)
@@ -132,7 +134,7 @@ class Scorer:
             np.mean(
                 [
                     member_probabilities(
-                        self.loaded[d], d, records, part, tta, self.probabilities_dir
+                        self.loaded[d], d, records, part, tta, d.parent / "probabilities"
                     )
                     for d in members
                 ],
@@ -220,7 +222,7 @@ def main() -> int:
             [d for fold in folds for d in fold] for folds in zip(*arms.values(), strict=True)
         ]
     loaded = {d: load_run(d) for folds in arms.values() for fold in folds for d in fold}
-    scorer = Scorer(loaded, out / "probabilities")
+    scorer = Scorer(loaded)
     settings = (False, True) if args.tta else (False,)
 
     header(
