@@ -27,7 +27,7 @@ Protocol, fixed before any test figure of it was seen:
 
     DERMKIT_HAM10000=... DERMKIT_WEIGHTS=... python benchmarks/cv_ham.py \\
         --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 30 --out runs/cv-ham
-    python benchmarks/cv_ham.py --k 4 --trainable 20 --lr 1e-4 --epochs 16 --minutes 30 \\
+    python benchmarks/cv_ham.py --k 4 --trainable 20 --lr 1e-4 --epochs 16 --minutes 40 \\
         --out runs/cv-ham-cut20 --combine runs/cv-ham --tta
 
 A fold whose ``summary.json`` exists is not trained again; an interrupted fold resumes.
@@ -107,17 +107,24 @@ class Scorer:
         from dermkit.evaluation.run_scoring import make_evaluator
 
         self.loaded = loaded
+        self._parts: dict[tuple[Path, str], tuple[Any, ...]] = {}  # each split.csv read once
         first = next(iter(loaded.values()))
         self.classes: Any = first.classes  # a ClassIndex: names in label order
         self.evaluator = make_evaluator(first.config, balanced_test=False)
 
-    def records(self, members: Sequence[Path], part: str) -> tuple[Any, ...]:
-        from dermkit.errors import DataError
+    def part(self, run_dir: Path, part: str) -> tuple[Any, ...]:
         from dermkit.export.calibration import run_part
 
-        records = run_part(members[0], part)
+        if (run_dir, part) not in self._parts:
+            self._parts[(run_dir, part)] = run_part(run_dir, part)
+        return self._parts[(run_dir, part)]
+
+    def records(self, members: Sequence[Path], part: str) -> tuple[Any, ...]:
+        from dermkit.errors import DataError
+
+        records = self.part(members[0], part)
         for other in members[1:]:
-            if [str(r.path) for r in run_part(other, part)] != [str(r.path) for r in records]:
+            if [r.path for r in self.part(other, part)] != [r.path for r in records]:
                 raise DataError(
                     f"its {part} part differs from {members[0]}'s",
                     where=str(other),
@@ -128,8 +135,9 @@ class Scorer:
     def test_size(self, members: Sequence[Path]) -> int:
         return len(self.records(members, "test"))
 
-    def probabilities(self, members: Sequence[Path], part: str, tta: bool) -> np.ndarray:
-        records = self.records(members, part)
+    def probabilities(
+        self, members: Sequence[Path], records: Sequence[Any], part: str, tta: bool
+    ) -> np.ndarray:
         return np.asarray(
             np.mean(
                 [
@@ -143,14 +151,20 @@ class Scorer:
         )
 
     def figures(self, members: Sequence[Path], part: str, tta: bool) -> dict[str, Any]:
-        probabilities = self.probabilities(members, part, tta)
         records = self.records(members, part)
+        probabilities = self.probabilities(members, records, part, tta)
         return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
 
     def out_of_fold(self, folds: Sequence[Sequence[Path]], tta: bool) -> dict[str, Any]:
         """Every fold scored by the models that held it out, pooled into one figure."""
-        records = [r for fold in folds for r in self.records(fold, "val")]
-        probabilities = np.concatenate([self.probabilities(fold, "val", tta) for fold in folds])
+        parts = [self.records(fold, "val") for fold in folds]
+        probabilities = np.concatenate(
+            [
+                self.probabilities(fold, part, "val", tta)
+                for fold, part in zip(folds, parts, strict=True)
+            ]
+        )
+        records = [r for part in parts for r in part]
         return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
 
 
@@ -215,6 +229,13 @@ def main() -> int:
         missing = [str(d) for d in others if not (d / "summary.json").is_file()]
         if missing:
             print(f"--combine {other}: no finished fold in {', '.join(missing)}", file=sys.stderr)
+            return 2
+        if other.name in arms:
+            print(
+                f"--combine {other}: an arm named {other.name!r} is there already "
+                "(this run or another --combine folder): name each run's folder differently",
+                file=sys.stderr,
+            )
             return 2
         arms[other.name] = [[d] for d in others]
     if len(arms) > 1:
