@@ -53,7 +53,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_demo_dataset(tmp_path_factory.mktemp("demo"), size=32, scale=0.12, seed=3)
 
 
-def _experiment(data: Path, cache_dir: str, **training: Any) -> Any:
+def _experiment(data: Path, cache_dir: str, *, augment: Any = None, **training: Any) -> Any:
     from dermkit.balancers.class_weights import ClassWeights
     from dermkit.data.folder import ImageFolder
     from dermkit.data.splits import GroupedStratifiedSplit
@@ -66,7 +66,7 @@ def _experiment(data: Path, cache_dir: str, **training: Any) -> Any:
         data=ImageFolder(data),
         split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
         model=EfficientNetLite0(weights=None, trainable_layers=8, dropout=0.2),
-        balancer=[ClassWeights()],
+        balancer=[ClassWeights(), *([augment] if augment is not None else [])],
         training=Training(**options),
         image_size=32,
         cache_dir=cache_dir,
@@ -184,3 +184,46 @@ def test_stochastic_depth_in_the_tail_is_active_when_training_on_cached_features
     # tail trained on those activations does drop branches: other losses than without.
     assert len(list((Path(cache) / "features").rglob("*.npy"))) >= 1
     assert not np.allclose(losses[0.5], losses[0.0], rtol=1e-3)
+
+
+def test_tta_views_are_the_stored_views() -> None:
+    from dermkit.evaluation.tta import TRANSFORMS
+    from dermkit.features.predict import TRANSFORM_VIEWS
+    from dermkit.features.views import apply_view
+
+    batch = np.arange(2 * 3 * 3 * 2).reshape(2, 3, 3, 2)
+    assert set(TRANSFORM_VIEWS) == set(TRANSFORMS)
+    for name, transform in TRANSFORMS.items():
+        assert np.array_equal(transform(batch), apply_view(batch, TRANSFORM_VIEWS[name])), name
+
+
+@pytest.mark.slow
+def test_prediction_reads_stored_views_and_falls_back_to_pixels(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """Images whose eight views training stored are scored by the tail alone; the
+    others (the test part) on pixels; both in input order, nothing written."""
+    import csv
+
+    from dermkit.balancers.augment import Augment
+    from dermkit.features.predict import predict_cached
+    from dermkit.runs import load_run
+
+    cache = tmp_path / "cache"
+    augment = Augment(recipes=("flip", "rotate90"))
+    _experiment(tiny_data, str(cache), augment=augment, epochs=1).run(tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    with open(tmp_path / "run" / "split.csv", newline="", encoding="utf-8") as handle:
+        parts = {row["path"]: row["part"] for row in csv.DictReader(handle)}
+    paths = [p for p in parts if parts[p] == "test"][:3] + [p for p in parts if parts[p] == "train"]
+    stored = sorted((cache / "features").rglob("*.npy"))
+
+    found = predict_cached(run.model, paths, run.loader(), ("identity", "rot90", "flip_ud"))
+    assert found is not None
+    assert found.found.tolist() == [parts[p] == "train" for p in paths]
+    mixed = run.predict(paths, tta=True, progress=False)
+    pixels = run.predict(paths, tta=True, progress=False, feature_cache=False)
+    np.testing.assert_allclose(mixed, pixels, atol=2e-3)
+    np.testing.assert_allclose(mixed[:3], pixels[:3], atol=1e-6)  # not stored: pixels
+    assert not np.array_equal(mixed[3:], pixels[3:])  # float16 activations: read, not recomputed
+    assert sorted((cache / "features").rglob("*.npy")) == stored

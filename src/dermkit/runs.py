@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,6 +202,7 @@ class LoadedRun:
         batch_size: int = 32,
         loader: ImageLoader | None = None,
         progress: bool | None = None,
+        feature_cache: bool = True,
     ) -> np.ndarray:
         """Class probabilities ``(len(items), len(classes))``, rows in input order.
 
@@ -213,6 +214,11 @@ class LoadedRun:
         Scoring a thousand images with TTA takes minutes on a CPU, so ``progress``
         counts images with rate and time left (``None``: a redrawn line on a terminal,
         a line a minute in a log; jobs of a second or less print nothing).
+
+        Images whose frozen-prefix activations training stored (in every view asked
+        for) are scored by the model's tail alone (:mod:`dermkit.features.predict`):
+        the same probabilities up to float16 rounding, several times faster with TTA.
+        ``feature_cache=False`` runs the whole model on every image.
         """
         if batch_size < 1:
             raise ConfigError(
@@ -221,32 +227,74 @@ class LoadedRun:
         scaler = self.scaler() if calibrated else None
         if not items:
             return np.zeros((0, len(self.classes)), dtype=np.float64)
-        from dermkit.data.pipeline import surface_data_errors
-        from dermkit.training.stream import evaluation_stream
+        from dermkit.data.verify import Progress
+        from dermkit.evaluation.tta import resolve_transforms
 
         records = [
             item if isinstance(item, Record) else Record(path=os.fspath(item), label=0, group="")
             for item in items
         ]
-        from dermkit.data.verify import Progress
-        from dermkit.evaluation.tta import predict_tta, resolve_transforms
-
-        stream = evaluation_stream(records, loader or self.loader(), batch_size=batch_size)
+        loader = loader or self.loader()
         preset = (tta if isinstance(tta, str) else "dihedral") if tta else "none"
-        views = len(resolve_transforms(preset))
-        label = f"{self.name}: images" + (f" ({views} views each)" if views > 1 else "")
+        transforms = resolve_transforms(preset)
+        label = f"{self.name}: images" + (
+            f" ({len(transforms)} views each)" if len(transforms) > 1 else ""
+        )
         counter = Progress(label, len(records), enabled=progress)
         try:
-            with surface_data_errors():
-                probabilities = predict_tta(
-                    self.model, stream, preset, batch_size=batch_size, on_batch=counter.update
-                )
+            probabilities = self._predict_records(
+                records, loader, transforms, batch_size, counter.update, feature_cache
+            )
         finally:
             counter.close()
         self._check_width(probabilities, len(records))
         if scaler is not None:
             probabilities = scaler.apply(probabilities)
         return probabilities
+
+    def _predict_records(
+        self,
+        records: list[Record],
+        loader: ImageLoader,
+        transforms: tuple[str, ...],
+        batch_size: int,
+        on_batch: Callable[[int], None],
+        feature_cache: bool,
+    ) -> np.ndarray:
+        """Stored activations where there are any, the whole model on pixels for the rest."""
+        from dermkit.data.pipeline import surface_data_errors
+        from dermkit.evaluation.tta import predict_tta
+        from dermkit.features.predict import predict_cached
+        from dermkit.training.stream import evaluation_stream
+
+        cached = None
+        if feature_cache and self.exported is None:
+            cached = predict_cached(
+                self.model,
+                [str(r.path) for r in records],
+                loader,
+                transforms,
+                batch_size=batch_size,
+                on_found=on_batch,
+            )
+        if cached is not None and cached.found.all():
+            return cached.probabilities
+        rest = (
+            records
+            if cached is None
+            else [r for r, f in zip(records, cached.found, strict=True) if not f]
+        )
+        stream = evaluation_stream(rest, loader, batch_size=batch_size)
+        with surface_data_errors():
+            pixels = predict_tta(
+                self.model, stream, transforms, batch_size=batch_size, on_batch=on_batch
+            )
+        if cached is None:
+            return pixels
+        self._check_width(pixels, len(rest))
+        merged = cached.probabilities
+        merged[~cached.found] = pixels
+        return merged
 
     def _check_width(self, probabilities: np.ndarray, n: int) -> None:
         """One column per class of ``classes.json``, or the columns would be misnamed."""

@@ -12,6 +12,8 @@ beside the decoded-image cache, and fits only the layers after the cut.
 - :mod:`.views` lists the exact, finite augmentations that survive caching: the eight
   flips and right-angle turns of a square image.
 - :mod:`.store` keeps the activations on disk, keyed by everything that changes them.
+- :mod:`.predict` scores images whose activations are stored by the tail alone, which
+  makes test-time augmentation of a run's cached images several times cheaper.
 """
 
 from dermkit.features.cut import ModelCut, split_at

@@ -150,6 +150,36 @@ class FeatureCache:
                 os.unlink(tmp)
             raise
 
+    def stored(
+        self,
+        key: str,
+        feature_shape: tuple[int, ...],
+        paths: Sequence[str | Path],
+        views: Sequence[int],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Read-only: ``(len(paths), len(views), *feature_shape)`` float16 activations and,
+        per path, whether every one of ``views`` was stored (rows of the others are
+        unset). Nothing is computed or written."""
+        for view in views:
+            check_views(view + 1)
+        shape = tuple(feature_shape)
+        out = np.empty((len(paths), len(views), *shape), dtype=FEATURE_DTYPE)
+        complete = np.zeros(len(paths), dtype=bool)
+        for index, path in enumerate(paths):
+            try:
+                digest = _identity(path)
+            except OSError:
+                continue  # a missing file: the pixel path names it
+            for slot, view in enumerate(views):
+                cached = self._load(self._entry(key, view, digest), shape)
+                if cached is None:
+                    break
+                out[index, slot] = cached
+            else:
+                complete[index] = True
+                self.read += len(views)
+        return out, complete
+
     def features(
         self,
         prefix: PrefixFn,
@@ -225,6 +255,15 @@ class FeatureCache:
         meter.close()
         seconds = time.perf_counter() - started
         _say(f"dermkit: {label}: {total:,} image-views in {seconds:.0f} s")
+
+
+def feature_cache_for(loader: ImageLoader) -> FeatureCache:
+    """The feature cache beside ``loader``'s decoded-image cache, or an in-memory one
+    (``persist=False``) when the loader has no cache."""
+    image_cache = getattr(loader, "cache", None)
+    if image_cache is None:
+        return FeatureCache(persist=False)
+    return FeatureCache(image_cache.root / "features")
 
 
 def _say(message: str) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from dermkit.core import Record, TrainingPlan
 from dermkit.errors import ConfigError
 from dermkit.features.cut import ModelCut, split_at
-from dermkit.features.store import FeatureCache, prefix_key
+from dermkit.features.store import FeatureCache, feature_cache_for, prefix_key
 from dermkit.features.views import DIHEDRAL_VIEWS
 from dermkit.training.config import FEATURE_CACHE_MODES
 
@@ -185,12 +185,7 @@ def prepare(
     """Cut ``model`` at ``cut_layer`` and get the activations of every image it needs."""
     cut = split_at(model, cut_layer)
     if cache is None:
-        image_cache = getattr(loader, "cache", None)
-        cache = (
-            FeatureCache(image_cache.root / "features")
-            if image_cache is not None
-            else FeatureCache(persist=False)
-        )
+        cache = feature_cache_for(loader)
     key = prefix_key(cut.prefix, cut.layer, loader.settings)
     unique: dict[str, int] = {}
     for record in plan.records:
