@@ -30,6 +30,15 @@ Protocol, fixed before any test figure of it was seen:
     python benchmarks/cv_ham.py --k 4 --trainable 20 --lr 1e-4 --epochs 16 --minutes 40 \\
         --out runs/cv-ham-cut20 --combine runs/cv-ham --tta
 
+Seeds of the chosen recipe (blocks 11-15), run after the two above, each combined with
+the runs before it; the reported model is the last combine's highest out-of-fold arm
+(decided before any test figure of either seed existed):
+
+    python benchmarks/cv_ham.py --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 18 \
+        --seed 1 --out runs/cv-ham-s1 --combine runs/cv-ham --tta
+    python benchmarks/cv_ham.py --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 18 \
+        --seed 2 --out runs/cv-ham-s2 --combine runs/cv-ham runs/cv-ham-s1 --tta
+
 A fold whose ``summary.json`` exists is not trained again; an interrupted fold resumes.
 Prints the machine, each fold's validation figure, the out-of-fold figures, then the
 test part's figures for each fold model and their ensemble.
