@@ -45,7 +45,7 @@ def main() -> int:
 
     from dermkit.errors import DataError
     from dermkit.evaluation.tta import PRESETS
-    from dermkit.features.predict import predict_cached
+    from dermkit.features.predict import predict_cached, stored_tail
     from dermkit.runs import load_run
 
     loaded = load_run(args.run)
@@ -57,7 +57,8 @@ def main() -> int:
     paths = paths[: args.images]
     if not paths:
         raise DataError(f"no {args.part!r} images in the split", where=str(split))
-    found = predict_cached(loaded.model, paths, loaded.loader(), PRESETS["dihedral"])
+    tail = stored_tail(loaded.model, loaded.loader())
+    found = None if tail is None else predict_cached(tail, paths, PRESETS["dihedral"])
     stored = 0 if found is None else int(found.found.sum())
     print(f"{len(paths)} {args.part} images of {loaded.name}; all 8 views stored for {stored}")
 

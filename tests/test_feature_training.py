@@ -206,7 +206,7 @@ def test_prediction_reads_stored_views_and_falls_back_to_pixels(
     import csv
 
     from dermkit.balancers.augment import Augment
-    from dermkit.features.predict import predict_cached
+    from dermkit.features.predict import predict_cached, stored_tail
     from dermkit.runs import load_run
 
     cache = tmp_path / "cache"
@@ -218,8 +218,9 @@ def test_prediction_reads_stored_views_and_falls_back_to_pixels(
     paths = [p for p in parts if parts[p] == "test"][:3] + [p for p in parts if parts[p] == "train"]
     stored = sorted((cache / "features").rglob("*.npy"))
 
-    found = predict_cached(run.model, paths, run.loader(), ("identity", "rot90", "flip_ud"))
-    assert found is not None
+    tail = stored_tail(run.model, run.loader())
+    assert tail is not None
+    found = predict_cached(tail, paths, ("identity", "rot90", "flip_ud"))
     assert found.found.tolist() == [parts[p] == "train" for p in paths]
     mixed = run.predict(paths, tta=True, progress=False)
     pixels = run.predict(paths, tta=True, progress=False, feature_cache=False)
@@ -227,3 +228,5 @@ def test_prediction_reads_stored_views_and_falls_back_to_pixels(
     np.testing.assert_allclose(mixed[:3], pixels[:3], atol=1e-6)  # not stored: pixels
     assert not np.array_equal(mixed[3:], pixels[3:])  # float16 activations: read, not recomputed
     assert sorted((cache / "features").rglob("*.npy")) == stored
+    # Without a stored activation of this prefix there is nothing to read.
+    assert stored_tail(run.model, run.loader(cache=False)) is None

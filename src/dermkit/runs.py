@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dermkit.data.loader import ImageLoader
     from dermkit.evaluation.calibration import TemperatureScaling
     from dermkit.evaluation.report import Report
+    from dermkit.features.predict import StoredTail
 
 CONFIG_FILE = "config.json"
 CLASSES_FILE = "classes.json"
@@ -140,6 +141,10 @@ class LoadedRun:
     model: Any
     temperature: TemperatureScaling | None = None
     exported: Path | None = None
+    _tails: dict[tuple[Any, str], StoredTail | None] = attrs.field(
+        factory=dict, init=False, repr=False, eq=False
+    )
+    """:func:`~dermkit.features.predict.stored_tail` per image settings and cache folder."""
 
     @property
     def name(self) -> str:
@@ -267,15 +272,12 @@ class LoadedRun:
         from dermkit.features.predict import predict_cached
         from dermkit.training.stream import evaluation_stream
 
+        tail = self._stored_tail(loader) if feature_cache else None
         cached = None
-        if feature_cache and self.exported is None:
+        if tail is not None:
+            paths = [str(r.path) for r in records]
             cached = predict_cached(
-                self.model,
-                [str(r.path) for r in records],
-                loader,
-                transforms,
-                batch_size=batch_size,
-                on_found=on_batch,
+                tail, paths, transforms, batch_size=batch_size, on_found=on_batch
             )
         if cached is not None and cached.found.all():
             return cached.probabilities
@@ -295,6 +297,17 @@ class LoadedRun:
         merged = cached.probabilities
         merged[~cached.found] = pixels
         return merged
+
+    def _stored_tail(self, loader: ImageLoader) -> StoredTail | None:
+        from dermkit.features.predict import stored_tail
+
+        if self.exported is not None:
+            return None
+        cache = getattr(loader, "cache", None)
+        memo = (loader.settings, str(cache.root) if cache is not None else "")
+        if memo not in self._tails:
+            self._tails[memo] = stored_tail(self.model, loader)
+        return self._tails[memo]
 
     def _check_width(self, probabilities: np.ndarray, n: int) -> None:
         """One column per class of ``classes.json``, or the columns would be misnamed."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from dermkit.data.loader import ImageLoader
+    from dermkit.features.cut import ModelCut
 
 TRANSFORM_VIEWS: dict[str, int] = {
     "identity": 0,
@@ -53,51 +54,67 @@ class CachedPrediction:
     found: np.ndarray
 
 
-def predict_cached(
-    model: keras.Model,
-    paths: Sequence[str],
-    loader: ImageLoader,
-    transforms: Sequence[str],
-    *,
-    batch_size: int = 32,
-    cache: FeatureCache | None = None,
-    on_found: Callable[[int], None] | None = None,
-) -> CachedPrediction | None:
-    """Mean class probabilities over ``transforms`` of each image whose activations are stored.
+@attrs.frozen
+class StoredTail:
+    """A model's tail and where its prefix's activations are stored: what
+    :func:`predict_cached` needs, worked out once per model and loader (cutting the
+    model and hashing its prefix's weights take longer than predicting one image)."""
 
-    ``None`` when the model has no frozen prefix to skip (or cannot be cut there), so the
-    caller predicts on pixels. ``cache`` defaults to the one training used beside
-    ``loader``'s decoded-image cache. ``on_found`` is called with the number of images
-    scored from the cache after each chunk, e.g. to advance a progress counter.
-    """
+    cut: ModelCut
+    key: str
+    store: FeatureCache
+
+
+def stored_tail(
+    model: keras.Model, loader: ImageLoader, cache: FeatureCache | None = None
+) -> StoredTail | None:
+    """The model's tail, or ``None`` when nothing can be read: no frozen prefix (or
+    one Keras cannot cut), no cache beside ``loader``, or no activation of this prefix
+    stored yet. ``cache`` defaults to the one training used beside ``loader``'s
+    decoded-image cache."""
     from dermkit.errors import ConfigError
     from dermkit.features.cut import split_at
     from dermkit.models.freezing import frozen_prefix_end
 
+    store = cache if cache is not None else feature_cache_for(loader)
     layer = frozen_prefix_end(model)
-    if layer is None:
+    if layer is None or not store.persist:
         return None
     try:
         cut = split_at(model, layer)
     except ConfigError:
         return None
-    store = cache if cache is not None else feature_cache_for(loader)
-    if not store.persist:
-        return None
     key = prefix_key(cut.prefix, cut.layer, loader.settings)
+    if not (store.root / key).is_dir():
+        return None
+    return StoredTail(cut=cut, key=key, store=store)
+
+
+def predict_cached(
+    tail: StoredTail,
+    paths: Sequence[str],
+    transforms: Sequence[str],
+    *,
+    batch_size: int = 32,
+    on_found: Callable[[int], None] | None = None,
+) -> CachedPrediction:
+    """Mean class probabilities over ``transforms`` of each image whose activations are
+    stored in every view the transforms need; the others are left for the pixel path.
+    ``on_found`` is called with the number of images scored after each chunk, e.g. to
+    advance a progress counter."""
     views = [TRANSFORM_VIEWS[name] for name in transforms]
-    classes = int(cut.tail.output_shape[-1])
+    classes = int(tail.cut.tail.output_shape[-1])
     probabilities = np.zeros((len(paths), classes), dtype=np.float64)
     found = np.zeros(len(paths), dtype=bool)
     for start in range(0, len(paths), CHUNK):
         chunk = list(paths[start : start + CHUNK])
-        activations, complete = store.stored(key, cut.feature_shape, chunk, views)
+        activations, complete = tail.store.stored(tail.key, tail.cut.feature_shape, chunk, views)
         rows = np.flatnonzero(complete)
         if not len(rows):
             continue
         total = np.zeros((len(rows), classes), dtype=np.float64)
         for slot in range(len(views)):
-            total += _tail(cut.tail, activations[rows, slot], batch_size)
+            total += _tail(tail.cut.tail, activations[rows, slot], batch_size)
         probabilities[start + rows] = total / len(views)
         found[start + rows] = True
         if on_found is not None:
