@@ -39,6 +39,12 @@ the runs before it; the reported model is the last combine's highest out-of-fold
     python benchmarks/cv_ham.py --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 18 \
         --seed 2 --out runs/cv-ham-s2 --combine runs/cv-ham runs/cv-ham-s1 --tta
 
+(Status: not completed. Seed 1 finished folds 0 and 1 (validation 0.738 and 0.727,
+against seed 0's 0.728 and 0.721) before its machine was reclaimed, and run folders
+do not outlive a session; the two seeds and seed 0's run they combine with take
+about five hours on the 2-core CPUs, more than one session. No test figure of either
+seed was ever computed, so the registration stands for whoever runs them.)
+
 A fold whose ``summary.json`` exists is not trained again; an interrupted fold resumes.
 Prints the machine, each fold's validation figure, the out-of-fold figures, then the
 test part's figures for each fold model and their ensemble.
@@ -208,6 +214,7 @@ def main() -> int:
     parser.add_argument("--views", type=int, default=8, help="dihedral views cached per image")
     parser.add_argument("--seed", type=int, default=0, help="training seed of every fold")
     parser.add_argument("--drop-connect", type=float, default=0.0)
+    parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
     parser.add_argument("--tta", action="store_true", help="also score 8 flips/turns (slow)")
     parser.add_argument(
         "--combine",

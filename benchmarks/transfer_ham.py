@@ -72,6 +72,7 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float, split: Any
         feature_cache="auto",
         cache_views=args.views,
         seed=args.seed,
+        mixup=args.mixup,
         **common,
     )
     augment = Augment(recipes=("flip", "rotate90"))
@@ -186,6 +187,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="training seed of the Lite arms (the split's stays 0)"
+    )
+    parser.add_argument(
+        "--mixup", type=float, default=0.0, help="mixup alpha of the Lite arms (0: off)"
     )
     parser.add_argument("--resnet-speed", action="store_true")
     parser.add_argument(

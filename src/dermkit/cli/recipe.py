@@ -79,6 +79,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("max_minutes", "--max-minutes", (("training", "max_minutes"),), generic=True),
     Flag("feature_cache", "--feature-cache", (("training", "feature_cache"),), generic=True),
     Flag("cache_views", "--cache-views", (("training", "cache_views"),), generic=True),
+    Flag("mixup", "--mixup", (("training", "mixup"),), generic=True),
     Flag("distribute", "--distribute", (("training", "distribute"),), generic=True),
     Flag("fine_tune", "--fine-tune", (("training", "stages"),)),
     Flag("fine_tune_epochs", "--fine-tune-epochs", (("training", "stages"),)),

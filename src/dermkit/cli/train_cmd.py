@@ -224,6 +224,17 @@ def add_training_arguments(
         ),
     )
     fitting.add_argument(
+        "--mixup",
+        type=float,
+        metavar="ALPHA",
+        help=h(
+            "mixup",
+            "mix each training example with another of its batch (inputs and labels) by a "
+            "weight from Beta(ALPHA, ALPHA); on cached features it mixes the activations; "
+            "0 is off",
+        ),
+    )
+    fitting.add_argument(
         "--fine-tune",
         type=int,
         metavar="N",

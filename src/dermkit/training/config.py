@@ -178,6 +178,11 @@ class Training:
     """``tf.distribute`` strategy: ``"mirrored"`` over every GPU of this machine (else
     its CPUs), ``"multi_worker"`` across the machines ``TF_CONFIG`` names. Synchronous
     data parallelism; see :mod:`dermkit.training.distribute`."""
+    mixup: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    """Mixup's ``alpha``: each training example is mixed with another of its batch,
+    inputs and labels alike, by a weight drawn from ``Beta(alpha, alpha)`` (see
+    :mod:`dermkit.training.mixup`); on a cached tail that mixes the frozen activations.
+    ``0`` turns it off; 0.2-0.4 is the usual range."""
     learning_rates: tuple[float, ...] = attrs.field(default=(), converter=_rates)
     """The learning rate of each epoch in turn (the last one holds for any epochs
     after), in place of ``learning_rate`` and ``schedule``. ``dermkit refit`` replays
@@ -262,6 +267,8 @@ class Training:
             config["learning_rates"] = list(self.learning_rates)
         else:
             del config["learning_rates"]
+        if not self.mixup:
+            del config["mixup"]
         return config
 
     def rate_of_epoch(self, epoch: int) -> float:

@@ -56,11 +56,16 @@ class FitResult:
     stopped_early: bool
 
 
-def compile_for_training(model: Any, optimizer: Any, jit_compile: bool | str = "auto") -> None:
-    """The one loss and metric every fit uses (a whole model, a cached tail, a new stage)."""
+def compile_for_training(
+    model: Any, optimizer: Any, jit_compile: bool | str = "auto", *, soft_labels: bool = False
+) -> None:
+    """The one loss and metric every fit uses (a whole model, a cached tail, a new stage).
+
+    ``soft_labels``: the targets are class-probability vectors (mixup), not class indices.
+    """
     model.compile(
         optimizer=optimizer,
-        loss="sparse_categorical_crossentropy",
+        loss="categorical_crossentropy" if soft_labels else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=jit_compile,
     )
@@ -381,6 +386,24 @@ def _fit_stage(
         feature_cache,
     )
     stream = inputs.stream
+    dataset = stream.dataset
+    class_weight = dict(plan.class_weight) if plan.class_weight else None
+    if stage.mixup > 0:
+        from dermkit.training.mixup import mix_batches
+
+        dataset = mix_batches(
+            dataset,
+            alpha=stage.mixup,
+            classes=int(model.output_shape[-1]),
+            class_weight=class_weight,
+            seed=training.seed,
+            first_step=progress.epochs_done * stream.steps_per_epoch,
+        )
+        class_weight = None  # mixed into the sample weights
+        # the same optimizer object, so its state (and a resumed run's) carries over
+        compile_for_training(
+            inputs.trained, model.optimizer, training.jit_compile, soft_labels=True
+        )
     val_labels = np.asarray([r.label for r in val_records], dtype=np.int64)
     stop_for_budget = {"now": False}
     history = progress.history
@@ -438,11 +461,11 @@ def _fit_stage(
             )
         )
     inputs.trained.fit(
-        stream.dataset,
+        dataset,
         epochs=end,
         initial_epoch=progress.epochs_done,
         steps_per_epoch=stream.steps_per_epoch,
-        class_weight=dict(plan.class_weight) if plan.class_weight else None,
+        class_weight=class_weight,
         callbacks=callbacks,
         shuffle=False,  # the stream is already in its seeded per-epoch order
         verbose=progress_verbosity(training.verbose),
