@@ -20,6 +20,18 @@ the feature cache, epochs after the first.
 
     DERMKIT_HAM10000=... DERMKIT_WEIGHTS=... python benchmarks/transfer_ham.py \\
         --arms lite0-imagenet,lite0-random,lfn128 --minutes 60 --out runs/transfer
+
+Mixup screening (``--mixup ALPHA``), registered before either run below had trained:
+blocks 11-15 (``--trainable 46``) with mixup alpha 0.4 against the same recipe without
+it, run side by side on the same machine, seed 0, 90-minute budget each. Judged on
+validation only; mixup goes on to a cross-validated run (``cv_ham.py --mixup 0.4``)
+only if it gains at least 0.02 there, since one split's validation cannot separate
+less. The test figures these runs print are reported, not used.
+
+    python benchmarks/transfer_ham.py --arms lite0-imagenet --lr 1e-4 --trainable 46 \
+        --minutes 90 --out runs/transfer-cut46
+    python benchmarks/transfer_ham.py --arms lite0-imagenet --lr 1e-4 --trainable 46 \
+        --mixup 0.4 --minutes 90 --out runs/transfer-cut46-mixup
 """
 
 from __future__ import annotations
