@@ -32,6 +32,21 @@ less. The test figures these runs print are reported, not used.
         --minutes 90 --out runs/transfer-cut46
     python benchmarks/transfer_ham.py --arms lite0-imagenet --lr 1e-4 --trainable 46 \
         --mixup 0.4 --minutes 90 --out runs/transfer-cut46-mixup
+
+Lite2 with an earlier cut, registered (2026-11-29) before it trained: the Lite0 result
+that lifted validation (blocks 11-15 against 14-15) carried over to Lite2, i.e. its last
+two stages, blocks 15-20 and the top (``--trainable 55``, the cache holding block 14's
+17x17x120 output at 260 px), learning rate 1e-4, 8 cached views, seed 0, a 100-minute
+budget that includes the features. Then ``ensemble_ham.py`` with it and the seed-0
+blocks 11-15 Lite0 run (``runs/transfer-cut46``) scores each member and the ensemble,
+plain and with TTA, on validation, and chooses there. The reported figure (0.758, row
+9, chosen at validation 0.757) is replaced only if the chosen arm's validation balanced
+accuracy exceeds 0.757; the test figures are reported either way, never used.
+
+    python benchmarks/transfer_ham.py --arms lite2-imagenet --lr 1e-4 --trainable 55 \
+        --minutes 100 --out runs/transfer-lite2-cut55
+    python benchmarks/ensemble_ham.py --runs runs/transfer-lite2-cut55/lite2-imagenet \
+        runs/transfer-cut46/lite0-imagenet --out runs/ensemble-lite2-cut55
 """
 
 from __future__ import annotations
