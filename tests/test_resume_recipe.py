@@ -196,7 +196,7 @@ def test_python_resume_refuses_another_recipe_and_resumes_from_the_folder(
 
 
 def test_only_raising_epochs_and_the_time_budget_may_change() -> None:
-    from dermkit.experiment import refused_changes
+    from dermkit.run_folder import refused_changes
 
     saved = {"training": {"epochs": 5, "max_minutes": None, "batch_size": 8}, "cache_dir": None}
     assert refused_changes(saved, {**saved, "training": {**saved["training"], "epochs": 9}}) == []
@@ -212,7 +212,7 @@ def test_old_run_folders_with_cwd_relative_paths_still_resolve(
     tmp_path: Path, tiny_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Format 1 stored paths relative to where the run was started; read them from elsewhere."""
-    from dermkit.experiment import read_run_inputs, read_saved_config
+    from dermkit.run_folder import read_run_inputs, read_saved_config
 
     project = tmp_path / "project"
     shutil.copytree(tiny_data, project / "data")
@@ -253,7 +253,7 @@ def test_recipes_and_splits_store_absolute_paths(
     tiny_data: Path, trained_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from dermkit.core import Record
-    from dermkit.experiment import absolute_records
+    from dermkit.run_folder import absolute_records
 
     monkeypatch.chdir(tiny_data.parent)
     config = recipe(Path(tiny_data.name)).to_config()  # given relative to the cwd

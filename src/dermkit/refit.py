@@ -69,7 +69,7 @@ def plan_refit(
     chosen on validation too; refit the stages by hand if needed).
     """
     from dermkit.core import Split
-    from dermkit.experiment import read_run_inputs, read_saved_config
+    from dermkit.run_folder import read_run_inputs, read_saved_config
     from dermkit.training.epochs import best_epoch_from_state
     from dermkit.training.trainer import STATE, read_state
 
@@ -144,7 +144,8 @@ def refit(
     default the refit trains all of the source's best number of epochs.
     """
     from dermkit.data.splits import write_split_manifest
-    from dermkit.experiment import CONFIG_FILE, Experiment
+    from dermkit.experiment import Experiment
+    from dermkit.run_folder import CONFIG_FILE
 
     out = Path(out_dir)
     if (out / CONFIG_FILE).exists():

@@ -131,7 +131,8 @@ def _json(value: Any) -> bytes:
 @example(b'{"data": {"name": "folder", "root": 5}, "model": "lfn", "split": "grouped"}')
 def test_config_files_of_any_content(data: bytes) -> None:
     from dermkit.cli.recipe import apply_flags, read_recipe
-    from dermkit.experiment import Experiment, read_saved_config
+    from dermkit.experiment import Experiment
+    from dermkit.run_folder import read_saved_config
 
     folder = Path(tempfile.mkdtemp(prefix="dermkit-fuzz-config-"))
     try:

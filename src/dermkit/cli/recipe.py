@@ -119,7 +119,7 @@ def split_default(name: str) -> Any:
 def default_recipe() -> dict[str, Any]:
     """The recipe ``dermkit train`` uses for every setting no flag gives (no dataset)."""
     from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.experiment import FORMAT_VERSION
+    from dermkit.run_folder import FORMAT_VERSION
     from dermkit.training.config import Training
 
     return {
@@ -151,7 +151,7 @@ def explicit_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def read_recipe(path: str | Path) -> dict[str, Any]:
     """A recipe from ``--config``: a run's ``config.json`` or the run folder itself."""
-    from dermkit.experiment import CONFIG_FILE, read_saved_config
+    from dermkit.run_folder import CONFIG_FILE, read_saved_config
 
     source = Path(path)
     folder = source if source.is_dir() else source.parent
@@ -463,7 +463,7 @@ def refuse_changes(
     saved: Mapping[str, Any], config: Mapping[str, Any], values: Mapping[str, Any], run_dir: str
 ) -> None:
     """Raise :class:`ConfigError` naming each given flag that differs from the saved run."""
-    from dermkit.experiment import CONFIG_FILE, refused_changes
+    from dermkit.run_folder import CONFIG_FILE, refused_changes
 
     refused = refused_changes(saved, config)
     if not refused:

@@ -298,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dermkit.experiment import Experiment, read_saved_config
+    from dermkit.experiment import Experiment
+    from dermkit.run_folder import read_saved_config
 
     values = explicit_values(args)
     if args.resume:
