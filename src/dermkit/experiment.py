@@ -65,6 +65,7 @@ from dermkit.run_folder import (
     read_run_inputs,
     read_saved_config,
     refused_changes,
+    write_run_inputs,
 )
 from dermkit.training.config import Training
 
@@ -494,25 +495,13 @@ class Experiment:
         plan: TrainingPlan,
     ) -> None:
         """Record what the run is made of: classes, skipped inputs, split and plan."""
-        from dermkit.data.splits import write_split_manifest
-
-        classes = loaded.classes
-        atomic.write_json(run_dir / "classes.json", list(classes.names))
-        atomic.write_json(
-            run_dir / "problems.json",
-            {
-                "source": loaded.source,
-                "found": loaded.found,
-                "used": len(loaded.records),
-                "skipped": [p.to_json() for p in loaded.problems],
-            },
-        )
         from dermkit.data.checks import is_ignored
 
+        classes = loaded.classes
+        write_run_inputs(run_dir, loaded, split)
         skipped = [p for p in loaded.problems if not is_ignored(p)]
         if skipped:
             _say(f"dermkit: skipped {len(skipped)} input(s); see problems.json")
-        write_split_manifest(split, classes, run_dir / "split.csv")
         _say(
             f"dermkit: {len(split.train)} train / {len(split.val)} val / "
             f"{len(split.test)} test images"

@@ -1,11 +1,12 @@
-"""What a run folder records about how it was made, and reading it back.
+"""What a run folder records about how it was made: written and read back here.
 
 A run folder is the run's single source of truth: ``config.json`` holds the recipe,
 ``classes.json``, ``problems.json`` and ``split.csv`` the inputs it was trained on.
-:class:`~dermkit.experiment.Experiment` writes them; resuming (and ``dermkit refit``)
-reads them back here and refuses a recipe that differs from the saved one, so a run
-folder never describes a run that did not happen. Kept apart from the composition
-root because the folder format changes for other reasons than the pipeline does.
+:class:`~dermkit.experiment.Experiment` writes them through this module; resuming
+(and ``dermkit refit``) reads them back here and refuses a recipe that differs from
+the saved one, so a run folder never describes a run that did not happen. Kept apart
+from the composition root because the folder format changes for other reasons than
+the pipeline does.
 (:mod:`dermkit.runs` loads a finished run's *model* for prediction.)
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from dermkit import atomic
 from dermkit.config import Difference, differences, path_bases, plain, resolve_saved_paths
 from dermkit.core import LoadedDataset, Problem, Record, Split
 from dermkit.errors import ConfigError, DataError
@@ -92,6 +94,23 @@ def refused_changes(saved: Mapping[str, Any], given: Mapping[str, Any]) -> list[
 def _is_raised(saved: Any, given: Any) -> bool:
     numbers = (int, float)
     return isinstance(saved, numbers) and isinstance(given, numbers) and given >= saved
+
+
+def write_run_inputs(run_dir: Path, loaded: LoadedDataset, split: Split) -> None:
+    """Write the files :func:`read_run_inputs` reads back (``INPUT_FILES``), atomically."""
+    from dermkit.data.splits import write_split_manifest
+
+    atomic.write_json(run_dir / "classes.json", list(loaded.classes.names))
+    atomic.write_json(
+        run_dir / "problems.json",
+        {
+            "source": loaded.source,
+            "found": loaded.found,
+            "used": len(loaded.records),
+            "skipped": [p.to_json() for p in loaded.problems],
+        },
+    )
+    write_split_manifest(split, loaded.classes, run_dir / "split.csv")
 
 
 def read_run_inputs(run_dir: Path) -> tuple[LoadedDataset, Split] | None:

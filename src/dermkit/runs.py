@@ -39,6 +39,7 @@ import numpy as np
 
 from dermkit.core import ClassIndex, Record
 from dermkit.errors import ConfigError, DataError, DermkitError
+from dermkit.run_folder import CONFIG_FILE
 
 if TYPE_CHECKING:  # pragma: no cover
     from dermkit.core import Dataset, LoadedDataset
@@ -48,7 +49,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from dermkit.evaluation.report import Report
     from dermkit.features.predict import StoredTail
 
-CONFIG_FILE = "config.json"
 CLASSES_FILE = "classes.json"
 MODEL_FILE = "model.keras"
 TEMPERATURE_FILE = "temperature.json"
