@@ -40,6 +40,7 @@ _LAZY: dict[str, str] = {
     "BalancedBatches": "dermkit.balancers.balanced_batches",
     "Oversample": "dermkit.balancers.oversample",
     "Augment": "dermkit.balancers.augment",
+    "LogitAdjustment": "dermkit.balancers.logit_adjustment",
     "plugins": "dermkit.plugins",
 }
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dermkit.balancers.augment import Augment
     from dermkit.balancers.balanced_batches import BalancedBatches
     from dermkit.balancers.class_weights import ClassWeights
+    from dermkit.balancers.logit_adjustment import LogitAdjustment
     from dermkit.balancers.oversample import Oversample
     from dermkit.data.csv_manifest import CSVManifest
     from dermkit.data.folder import ImageFolder
@@ -94,6 +96,7 @@ __all__ = [
     "ImageFolder",
     "ImageSettings",
     "LoadedDataset",
+    "LogitAdjustment",
     "Oversample",
     "PluginError",
     "Problem",

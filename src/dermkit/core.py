@@ -241,6 +241,9 @@ class TrainingPlan:
     augmentations: tuple[str, ...] = ()
     """Names of augmentation recipes (see :mod:`dermkit.balancers.augment`)."""
     augment_strength: float = 1.0
+    logit_offsets: tuple[float, ...] | None = None
+    """Added to each class's log-probability inside the training loss only (logit
+    adjustment, see :mod:`dermkit.training.losses`); ``None`` is plain cross-entropy."""
     notes: tuple[str, ...] = ()
     """One human-readable line per balancer that changed the plan."""
 

@@ -598,6 +598,11 @@ def _plan_summary(plan: TrainingPlan, classes: ClassIndex) -> dict[str, Any]:
             else None
         ),
         "augmentations": list(plan.augmentations),
+        "logit_offsets": (
+            dict(zip(classes.names, plan.logit_offsets, strict=True))
+            if plan.logit_offsets is not None
+            else None
+        ),
         "notes": list(plan.notes),
     }
 

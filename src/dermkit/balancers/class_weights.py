@@ -8,6 +8,7 @@ import attrs
 
 from dermkit.core import BalanceContext, TrainingPlan
 from dermkit.data.stats import class_weights
+from dermkit.errors import ConfigError
 
 
 @attrs.frozen(slots=True)
@@ -29,6 +30,13 @@ class ClassWeights:
     )
 
     def apply(self, plan: TrainingPlan, context: BalanceContext) -> TrainingPlan:
+        if plan.logit_offsets is not None:
+            raise ConfigError(
+                "class_weights and logit_adjustment both counter the class imbalance; "
+                "together they over-correct toward the rare classes",
+                where="balancers",
+                hint="use one of the two",
+            )
         counts = [0] * len(context.classes)
         for record in plan.records:
             counts[record.label] += 1

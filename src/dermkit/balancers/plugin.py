@@ -6,6 +6,7 @@ from dermkit.balancers.augment import Augment
 from dermkit.balancers.balanced_batches import BalancedBatches
 from dermkit.balancers.class_weights import ClassWeights
 from dermkit.balancers.gan_oversampling import GanOversampling
+from dermkit.balancers.logit_adjustment import LogitAdjustment
 from dermkit.balancers.oversample import Oversample
 from dermkit.hookspecs import Factories, hookimpl
 
@@ -18,4 +19,5 @@ def dermkit_balancers() -> Factories:
         "oversample": Oversample,
         "augment": Augment,
         "gan_oversampling": GanOversampling,
+        "logit_adjustment": LogitAdjustment,
     }

@@ -67,13 +67,17 @@ def load_model(path: str | Path, *, compile: bool = True, trust_code: bool = Fal
     import keras
 
     from dermkit.models.preprocessing import CUSTOM_OBJECTS
+    from dermkit.training.losses import LOSS_OBJECTS
 
     source = Path(path)
     if not source.is_file():
         raise DataError(f"model file {str(source)!r} does not exist", where=str(source))
     try:
         model: keras.Model = keras.models.load_model(
-            source, custom_objects=CUSTOM_OBJECTS, compile=compile, safe_mode=not trust_code
+            source,
+            custom_objects={**CUSTOM_OBJECTS, **LOSS_OBJECTS},
+            compile=compile,
+            safe_mode=not trust_code,
         )
     except Exception as error:
         raise _load_error(source, error) from error

@@ -14,7 +14,7 @@ same ``model.keras``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,10 +104,13 @@ def start(
     training: Training,
     steps_per_epoch: int,
     set_trainable_layers: Callable[[keras.Model, int], None] | None,
+    *,
+    logit_offsets: Sequence[float] | None = None,
 ) -> keras.Model:
     """The model a later stage trains: the best so far, re-frozen, with a fresh optimizer.
 
-    BatchNormalization stays frozen unless the stage says ``train_batch_norm``.
+    BatchNormalization stays frozen unless the stage says ``train_batch_norm``; the
+    loss is the plan's (``logit_offsets``, see :mod:`.losses`), as in the first stage.
     """
     from dermkit.models import load_model
     from dermkit.models.freezing import freeze_batch_normalization
@@ -131,7 +134,7 @@ def start(
         attrs.evolve(training, learning_rate=stage.learning_rate, epochs=stage.epochs),
         steps_per_epoch,
     )
-    compile_for_training(model, optimizer, training.jit_compile)
+    compile_for_training(model, optimizer, training.jit_compile, logit_offsets=logit_offsets)
     return model
 
 

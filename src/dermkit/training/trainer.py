@@ -57,15 +57,24 @@ class FitResult:
 
 
 def compile_for_training(
-    model: Any, optimizer: Any, jit_compile: bool | str = "auto", *, soft_labels: bool = False
+    model: Any,
+    optimizer: Any,
+    jit_compile: bool | str = "auto",
+    *,
+    soft_labels: bool = False,
+    logit_offsets: Sequence[float] | None = None,
 ) -> None:
     """The one loss and metric every fit uses (a whole model, a cached tail, a new stage).
 
     ``soft_labels``: the targets are class-probability vectors (mixup), not class indices.
+    ``logit_offsets``: the plan's logit adjustment (:mod:`.losses`), else plain
+    cross-entropy.
     """
+    from dermkit.training.losses import training_loss
+
     model.compile(
         optimizer=optimizer,
-        loss="categorical_crossentropy" if soft_labels else "sparse_categorical_crossentropy",
+        loss=training_loss(logit_offsets, soft_labels=soft_labels),
         metrics=["accuracy"],
         jit_compile=jit_compile,
     )
@@ -226,7 +235,7 @@ def _fit_inputs(
             cache=cache,
         )
         tail = features.cut.tail
-        compile_for_training(tail, model.optimizer)
+        compile_for_training(tail, model.optimizer, logit_offsets=plan.logit_offsets)
         stream = features.stream(
             plan,
             batch_size=training.batch_size,
@@ -297,7 +306,10 @@ def fit(
         if model is None:
             model = build_model()
         compile_for_training(
-            model, make_optimizer(training, _steps(plan, training)), training.jit_compile
+            model,
+            make_optimizer(training, _steps(plan, training)),
+            training.jit_compile,
+            logit_offsets=plan.logit_offsets,
         )
     assert model is not None
     started = time.perf_counter()
@@ -315,6 +327,7 @@ def fit(
                 training,
                 _steps(plan, training),
                 set_trainable_layers,
+                logit_offsets=plan.logit_offsets,
             )
             _say(
                 f"dermkit: stage {progress.stage + 1} of {len(training.stages) + 1} from "
@@ -402,7 +415,11 @@ def _fit_stage(
         class_weight = None  # mixed into the sample weights
         # the same optimizer object, so its state (and a resumed run's) carries over
         compile_for_training(
-            inputs.trained, model.optimizer, training.jit_compile, soft_labels=True
+            inputs.trained,
+            model.optimizer,
+            training.jit_compile,
+            soft_labels=True,
+            logit_offsets=plan.logit_offsets,
         )
     val_labels = np.asarray([r.label for r in val_records], dtype=np.int64)
     stop_for_budget = {"now": False}
