@@ -59,19 +59,39 @@ def absolute_records(records: Sequence[Record]) -> tuple[Record, ...]:
     )
 
 
+RESTORE_HINT = "restore the run folder from a copy, or start the run again in a new folder"
+
+
+def read_json(path: Path, hint: str | None = RESTORE_HINT) -> Any:
+    """One JSON file of a run folder; unreadable or broken is a one-line ConfigError.
+
+    The one reader of run-folder JSON (resume, refit, loading a run for prediction),
+    so a damaged file gets the same message whichever command meets it.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name} is not UTF-8 text", where=str(path), hint=hint) from None
+    except OSError as error:
+        raise ConfigError(
+            f"cannot read {path.name}: {error.strerror or error}", where=str(path), hint=hint
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{path.name} is not valid JSON: {error}", where=str(path), hint=hint
+        ) from None
+
+
 def read_saved_config(run_dir: str | Path) -> dict[str, Any]:
     """A run folder's ``config.json``, with its paths absolute (older runs included)."""
     path = Path(run_dir) / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise ConfigError(
             "no config.json here", where=str(run_dir), hint="pass the folder of a dermkit run"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config.json: {error}", where=str(path)) from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"config.json is not valid JSON: {error}", where=str(path)) from None
+        )
+    config = read_json(path)
     if not isinstance(config, dict):
         raise ConfigError("config.json does not hold a JSON object", where=str(path))
     check_recipe(config, str(path))
@@ -124,8 +144,8 @@ def read_run_inputs(run_dir: Path) -> tuple[LoadedDataset, Split] | None:
 
     if not all((run_dir / name).is_file() for name in INPUT_FILES):
         return None
-    names = _read_json(run_dir / "classes.json")
-    problems = _read_json(run_dir / "problems.json")
+    names = read_json(run_dir / "classes.json")
+    problems = read_json(run_dir / "problems.json")
     if not isinstance(names, list) or not isinstance(problems, dict):
         raise ConfigError(
             "classes.json or problems.json is not what dermkit writes",
@@ -147,17 +167,6 @@ def read_run_inputs(run_dir: Path) -> tuple[LoadedDataset, Split] | None:
         source=str(problems.get("source") or ""),
     )
     return loaded, split
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(
-            f"cannot read {path.name}: {error}",
-            where=str(path),
-            hint="restore the run folder from a copy, or start the run again in a new folder",
-        ) from None
 
 
 def _resolve_split_paths(split: Split, run_dir: Path) -> Split:

@@ -27,7 +27,6 @@ TensorFlow is imported only when the model is loaded or used.
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ import numpy as np
 
 from dermkit.core import ClassIndex, Record
 from dermkit.errors import ConfigError, DataError, DermkitError
-from dermkit.run_folder import CONFIG_FILE
+from dermkit.run_folder import CONFIG_FILE, read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from dermkit.core import Dataset, LoadedDataset
@@ -54,17 +53,6 @@ MODEL_FILE = "model.keras"
 TEMPERATURE_FILE = "temperature.json"
 
 PathOrRecord = Record | str | os.PathLike[str]
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{what} is not valid JSON: {error}", where=str(path)) from None
-    except OSError as error:
-        raise ConfigError(
-            f"cannot read {what}: {error.strerror or error}", where=str(path)
-        ) from None
 
 
 def _require(run_dir: Path, name: str, message: str, hint: str) -> Path:
@@ -455,7 +443,7 @@ def load_run(run_dir: str | os.PathLike[str], *, trust_code: bool = False) -> Lo
         "this is not a dermkit run folder",
         "pass the folder that `dermkit train --out` wrote",
     )
-    config = _read_json(config_path, CONFIG_FILE)
+    config = read_json(config_path)
     if not isinstance(config, Mapping):
         raise ConfigError("config.json does not hold a JSON object", where=str(config_path))
     classes_path = _require(
@@ -464,7 +452,7 @@ def load_run(run_dir: str | os.PathLike[str], *, trust_code: bool = False) -> Lo
         "the run stopped before it loaded its data",
         f"resume it with `dermkit resume {folder}`",
     )
-    names = _read_json(classes_path, CLASSES_FILE)
+    names = read_json(classes_path)
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError("classes.json is not a list of class names", where=str(classes_path))
     try:
