@@ -83,6 +83,24 @@ test figures are reported either way, never used.
         --logit-adjustment 1 --minutes 90 --out runs/transfer-cut46-logit-adjust
     python benchmarks/ensemble_ham.py --runs runs/transfer-cut46/lite0-imagenet \
         runs/transfer-cut46-logit-adjust/lite0-imagenet --out runs/ensemble-logit-adjust
+
+Carried to Lite2, registered (2026-12-07) while the two runs above trained, before any
+Lite2 run: if logit adjustment gains at least 0.02 on validation above, the Lite2
+member of the reported ensemble (blocks 15-20, ``--trainable 55``, learning rate 1e-4,
+8 cached views, seed 0, 100-minute budget) trains with ``--logit-adjustment 1`` in
+place of class weights. Then ``ensemble_ham.py`` scores, on validation, each member and
+the mean of the two logit-adjusted runs, then of those two with the class-weights Lite0
+rerun, plain and with TTA; the arm with the highest validation balanced accuracy is
+chosen, and replaces the reported 0.761 only if that exceeds 0.765. The test figures
+are reported either way, never used.
+
+    python benchmarks/transfer_ham.py --arms lite2-imagenet --lr 1e-4 --trainable 55 \
+        --logit-adjustment 1 --minutes 100 --out runs/transfer-lite2-cut55-logit-adjust
+    python benchmarks/ensemble_ham.py --runs runs/transfer-lite2-cut55-logit-adjust/lite2-imagenet \
+        runs/transfer-cut46-logit-adjust/lite0-imagenet --out runs/ensemble-logit-adjust
+    python benchmarks/ensemble_ham.py --runs runs/transfer-lite2-cut55-logit-adjust/lite2-imagenet \
+        runs/transfer-cut46-logit-adjust/lite0-imagenet runs/transfer-cut46/lite0-imagenet \
+        --out runs/ensemble-logit-adjust
 """
 
 from __future__ import annotations
