@@ -45,6 +45,19 @@ do not outlive a session; the two seeds and seed 0's run they combine with take
 about five hours on the 2-core CPUs, more than one session. No test figure of either
 seed was ever computed, so the registration stands for whoever runs them.)
 
+Logit adjustment (registered 2026-12-07, after the one-split screening in
+``transfer_ham.py`` gained 0.033 on validation without TTA and lost 0.007 with it, before
+any fold trained): the blocks 11-15 recipe with ``--logit-adjustment 1`` in place of
+class weights, seed 0, the same four folds, without TTA (the session's CPU time does
+not stretch to the eight-view passes of 6,007 images). Its out-of-fold balanced
+accuracy is read against the class-weights run's 0.714 (0.688-0.738) above, the same
+folds and protocol but an earlier session on another 2-core machine, so not side by
+side: a difference below 0.02 is read as none. The four fold models' mean is scored
+on test and reported, never used.
+
+    python benchmarks/cv_ham.py --k 4 --trainable 46 --lr 1e-4 --epochs 16 --minutes 30 \
+        --logit-adjustment 1 --out runs/cv-ham-logit-adjust
+
 A fold whose ``summary.json`` exists is not trained again; an interrupted fold resumes.
 Prints the machine, each fold's validation figure, the out-of-fold figures, then the
 test part's figures for each fold model and their ensemble.
@@ -215,6 +228,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="training seed of every fold")
     parser.add_argument("--drop-connect", type=float, default=0.0)
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
+    parser.add_argument(
+        "--logit-adjustment",
+        type=float,
+        default=0.0,
+        metavar="TAU",
+        help="logit adjustment with this tau in place of class weights (0: class weights)",
+    )
     parser.add_argument("--tta", action="store_true", help="also score 8 flips/turns (slow)")
     parser.add_argument(
         "--combine",
