@@ -157,8 +157,9 @@ def add_training_arguments(
         metavar="NAME",
         help=h(
             "balancer",
-            "balancer, repeatable and applied in order: class_weights, oversample, "
-            "balanced_batches, augment, gan_oversampling; 'none' for none",
+            "balancer, repeatable and applied in order: class_weights, logit_adjustment, "
+            "oversample, balanced_batches, augment, gan_oversampling (`dermkit plugins` "
+            "lists those plugins add); 'none' for none",
         ),
     )
     fitting.add_argument(
@@ -168,7 +169,8 @@ def add_training_arguments(
         help=h(
             "balancer_option",
             "an option of one of the balancers, repeatable, e.g. "
-            "gan_oversampling.generator=gans/rare or augment.strength=2",
+            "gan_oversampling.generator=gans/rare, augment.strength=2 or "
+            "logit_adjustment.tau=0.5",
         ),
     )
     fitting.add_argument(
