@@ -80,7 +80,7 @@ from _entry import run
 from _figures import report_figures
 from _machine import print_machine
 from ensemble_ham import member_probabilities
-from transfer_ham import experiment
+from transfer_ham import experiment, non_negative
 
 ARM = "lite0-imagenet"
 
@@ -230,7 +230,7 @@ def main() -> int:
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup alpha (0: off)")
     parser.add_argument(
         "--logit-adjustment",
-        type=float,
+        type=non_negative,
         default=0.0,
         metavar="TAU",
         help="logit adjustment with this tau in place of class weights (0: class weights)",

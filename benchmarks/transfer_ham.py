@@ -119,6 +119,15 @@ from _entry import run
 from _figures import report_figures
 from _machine import print_machine
 
+
+def non_negative(text: str) -> float:
+    """An argparse type: a number >= 0 (``--logit-adjustment``'s 0 means class weights)."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 ARMS = ("lite0-imagenet", "lite0-imagenet-ft", "lite2-imagenet", "lite0-random", "lfn128")
 
 
@@ -157,7 +166,7 @@ def experiment(arm: str, args: argparse.Namespace, *, minutes: float, split: Any
         mixup=args.mixup,
         **common,
     )
-    tau = float(getattr(args, "logit_adjustment", 0.0))
+    tau = args.logit_adjustment
     imbalance: Any = LogitAdjustment(tau=tau) if tau > 0 else ClassWeights()
     augment = Augment(recipes=("flip", "rotate90"))
     if arm.endswith("-ft"):
@@ -277,7 +286,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--logit-adjustment",
-        type=float,
+        type=non_negative,
         default=0.0,
         metavar="TAU",
         help="the Lite arms counter the imbalance by logit adjustment with this tau in place "

@@ -177,6 +177,34 @@ def _isolated_image_cache(
     return path
 
 
+def tiny_lite0_experiment(
+    data: Path, cache_dir: str, balancer: Sequence[Any], **training: Any
+) -> Any:
+    """A Lite0 experiment on 32 px synthetic images with a frozen prefix to cache.
+
+    Random weights and 8 trainable layers: small enough to train an epoch in seconds,
+    with a cut (``feature_cache``) for the tests of whatever must hold on both the
+    cached and the pixel path (mixup, logit adjustment). ``training`` overrides the
+    :class:`~dermkit.training.config.Training` options (1 epoch, batch 8, 1e-3).
+    """
+    from dermkit.data.folder import ImageFolder
+    from dermkit.data.splits import GroupedStratifiedSplit
+    from dermkit.experiment import Experiment
+    from dermkit.models.efficientnet_lite import EfficientNetLite0
+    from dermkit.training.config import Training
+
+    options = {"epochs": 1, "batch_size": 8, "verbose": 0, "learning_rate": 1e-3, **training}
+    return Experiment(
+        data=ImageFolder(data),
+        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
+        model=EfficientNetLite0(weights=None, trainable_layers=8, dropout=0.2),
+        balancer=list(balancer),
+        training=Training(**options),
+        image_size=32,
+        cache_dir=cache_dir,
+    )
+
+
 TINY_RUN_SIZE = 64
 """The smallest input LFN takes is 64x64."""
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import tiny_lite0_experiment
 from dermkit.core import BalanceContext, ClassIndex, Record, TrainingPlan
 from dermkit.errors import ConfigError
 
@@ -149,25 +150,6 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_demo_dataset(tmp_path_factory.mktemp("demo"), size=32, scale=0.12, seed=3)
 
 
-def _experiment(data: Path, cache_dir: str, balancer: Any, **training: Any) -> Any:
-    from dermkit.data.folder import ImageFolder
-    from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.experiment import Experiment
-    from dermkit.models.efficientnet_lite import EfficientNetLite0
-    from dermkit.training.config import Training
-
-    options = {"epochs": 1, "batch_size": 8, "verbose": 0, "learning_rate": 1e-3, **training}
-    return Experiment(
-        data=ImageFolder(data),
-        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
-        model=EfficientNetLite0(weights=None, trainable_layers=8, dropout=0.2),
-        balancer=balancer,
-        training=Training(**options),
-        image_size=32,
-        cache_dir=cache_dir,
-    )
-
-
 @pytest.mark.slow
 def test_runs_train_with_it_on_both_paths_and_resume_with_it(
     tiny_data: Path, tmp_path: Path
@@ -184,7 +166,7 @@ def test_runs_train_with_it_on_both_paths_and_resume_with_it(
 
     for path in ("on", "off"):
         for name, balancer in (("plain", []), ("adjusted", [LogitAdjustment()])):
-            _experiment(tiny_data, cache, balancer, feature_cache=path).run(
+            tiny_lite0_experiment(tiny_data, cache, balancer, feature_cache=path).run(
                 tmp_path / f"{name}-{path}"
             )
         # same seed, same data order: only the loss differs
@@ -197,7 +179,7 @@ def test_runs_train_with_it_on_both_paths_and_resume_with_it(
     assert isinstance(checkpoint.loss, LogitAdjustedCrossEntropy)
 
     # a resumed run goes on with the same loss as an uninterrupted one
-    _experiment(tiny_data, cache, [LogitAdjustment()], feature_cache="on", epochs=2).run(
+    tiny_lite0_experiment(tiny_data, cache, [LogitAdjustment()], feature_cache="on", epochs=2).run(
         tmp_path / "straight"
     )
     Experiment.resume(tmp_path / "adjusted-on", epochs=2)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import tiny_lite0_experiment
 from dermkit.training.config import Training
 
 
@@ -99,21 +100,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _experiment(data: Path, cache_dir: str, **training: Any) -> Any:
     from dermkit.balancers.class_weights import ClassWeights
-    from dermkit.data.folder import ImageFolder
-    from dermkit.data.splits import GroupedStratifiedSplit
-    from dermkit.experiment import Experiment
-    from dermkit.models.efficientnet_lite import EfficientNetLite0
 
-    options = {"epochs": 2, "batch_size": 8, "verbose": 0, "learning_rate": 1e-3, **training}
-    return Experiment(
-        data=ImageFolder(data),
-        split=GroupedStratifiedSplit(val=0.25, test=0.25, seed=0),
-        model=EfficientNetLite0(weights=None, trainable_layers=8, dropout=0.2),
-        balancer=[ClassWeights()],
-        training=Training(**options),
-        image_size=32,
-        cache_dir=cache_dir,
-    )
+    return tiny_lite0_experiment(data, cache_dir, [ClassWeights()], **training)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from dermkit.errors import DataError
+from dermkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover - imported for type checking only
     import keras
@@ -28,6 +28,14 @@ HAM10000_CLASSES: tuple[str, ...] = ("akiec", "bcc", "bkl", "df", "mel", "nv", "
 """The seven HAM10000 diagnoses, in the label order the original study used (0-6)."""
 
 MetadataValue = str | int | float | None
+
+
+def label_counts(records: Sequence[Record], num_classes: int) -> list[int]:
+    """Images per class label, in class-index order, every label listed."""
+    out = [0] * num_classes
+    for record in records:
+        out[record.label] += 1
+    return out
 
 
 def _to_path(value: str | Path) -> Path:
@@ -175,10 +183,7 @@ class LoadedDataset:
 
     def counts(self) -> list[int]:
         """Images per class, in class-index order."""
-        out = [0] * len(self.classes)
-        for record in self.records:
-            out[record.label] += 1
-        return out
+        return label_counts(self.records, len(self.classes))
 
     def group_counts(self) -> list[int]:
         """Distinct groups (lesions) per class, in class-index order."""
@@ -222,6 +227,17 @@ class Splitter(Protocol):
     def split(self, records: Sequence[Record], classes: ClassIndex) -> Split: ...
 
 
+def _one_imbalance_loss(plan: TrainingPlan) -> None:
+    """Class weights and logit offsets both correct the loss for the same imbalance."""
+    if plan.class_weight and plan.logit_offsets is not None:
+        raise ConfigError(
+            "class_weights and logit_adjustment both counter the class imbalance; "
+            "together they over-correct toward the rare classes",
+            where="balancers",
+            hint="use one of the two",
+        )
+
+
 @attrs.frozen(slots=True)
 class TrainingPlan:
     """How to feed the training part to ``fit``: declarative, so it can be saved and shown.
@@ -246,6 +262,13 @@ class TrainingPlan:
     adjustment, see :mod:`dermkit.training.losses`); ``None`` is plain cross-entropy."""
     notes: tuple[str, ...] = ()
     """One human-readable line per balancer that changed the plan."""
+
+    def __attrs_post_init__(self) -> None:
+        _one_imbalance_loss(self)
+
+    def counts(self, num_classes: int) -> list[int]:
+        """Training images per class in this plan (repeats and synthetic ones included)."""
+        return label_counts(self.records, num_classes)
 
     @property
     def synthetic_records(self) -> tuple[Record, ...]:

@@ -584,11 +584,8 @@ def plugins_name(component: object) -> str:
 
 
 def _plan_summary(plan: TrainingPlan, classes: ClassIndex) -> dict[str, Any]:
-    counts = [0] * len(classes)
-    for record in plan.records:
-        counts[record.label] += 1
     return {
-        "images_per_class": dict(zip(classes.names, counts, strict=True)),
+        "images_per_class": dict(zip(classes.names, plan.counts(len(classes)), strict=True)),
         "synthetic": len(plan.synthetic_records),
         "sampling": plan.sampling,
         "steps_per_epoch": plan.steps_per_epoch,

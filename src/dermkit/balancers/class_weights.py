@@ -8,7 +8,6 @@ import attrs
 
 from dermkit.core import BalanceContext, TrainingPlan
 from dermkit.data.stats import class_weights
-from dermkit.errors import ConfigError
 
 
 @attrs.frozen(slots=True)
@@ -30,17 +29,7 @@ class ClassWeights:
     )
 
     def apply(self, plan: TrainingPlan, context: BalanceContext) -> TrainingPlan:
-        if plan.logit_offsets is not None:
-            raise ConfigError(
-                "class_weights and logit_adjustment both counter the class imbalance; "
-                "together they over-correct toward the rare classes",
-                where="balancers",
-                hint="use one of the two",
-            )
-        counts = [0] * len(context.classes)
-        for record in plan.records:
-            counts[record.label] += 1
-        weights = class_weights(counts, self.mode)
+        weights = class_weights(plan.counts(len(context.classes)), self.mode)
         shown = ", ".join(f"{context.classes.name(i)}={w:.3g}" for i, w in weights.items())
         return attrs.evolve(
             plan,

@@ -27,24 +27,15 @@ class LogitAdjustment:
     plan's records, so they reflect any oversampling done by an earlier balancer.
 
     It replaces class weights rather than adding to them: both counter the same
-    imbalance, and together they over-correct toward the rare classes, so a plan that
-    already has class weights is refused.
+    imbalance, and together they over-correct toward the rare classes, so a plan with
+    both is refused (by :class:`~dermkit.core.TrainingPlan` itself, whatever set them).
     """
 
     name: ClassVar[str] = "logit_adjustment"
     tau: float = attrs.field(default=1.0, converter=float, validator=_positive)
 
     def apply(self, plan: TrainingPlan, context: BalanceContext) -> TrainingPlan:
-        if plan.class_weight:
-            raise ConfigError(
-                "logit_adjustment and class_weights both counter the class imbalance; "
-                "together they over-correct toward the rare classes",
-                where="balancers",
-                hint="use one of the two",
-            )
-        counts = [0] * len(context.classes)
-        for record in plan.records:
-            counts[record.label] += 1
+        counts = plan.counts(len(context.classes))
         total = sum(counts)
         missing = [context.classes.name(i) for i, n in enumerate(counts) if n == 0]
         if missing:
