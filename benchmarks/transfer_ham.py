@@ -101,6 +101,31 @@ are reported either way, never used.
     python benchmarks/ensemble_ham.py --runs runs/transfer-lite2-cut55-logit-adjust/lite2-imagenet \
         runs/transfer-cut46-logit-adjust/lite0-imagenet runs/transfer-cut46/lite0-imagenet \
         --out runs/ensemble-logit-adjust
+
+Second seeds of the two logit-adjusted members, registered (2026-12-07, third session)
+before either has trained: the Lite2 blocks 15-20 and Lite0 blocks 11-15 recipes above
+with ``--logit-adjustment 1 --seed 1`` (training seed only; split, cached features and
+budgets unchanged), run one after the other alone on the machine. Then
+``ensemble_ham.py`` twice: with the four logit-adjusted runs (seeds 0 and 1 of both),
+and with those four plus the class-weights Lite0 rerun (``runs/transfer-cut46``). Among
+every arm of the two calls (each member and the mean, plain and with TTA) the one with
+the highest validation balanced accuracy is chosen, and replaces the reported 0.761
+only if that exceeds 0.765. The test figures are reported either way, never used.
+
+    python benchmarks/transfer_ham.py --arms lite0-imagenet --lr 1e-4 --trainable 46 \
+        --logit-adjustment 1 --seed 1 --minutes 90 --out runs/transfer-cut46-logit-adjust-seed1
+    python benchmarks/transfer_ham.py --arms lite2-imagenet --lr 1e-4 --trainable 55 \
+        --logit-adjustment 1 --seed 1 --minutes 100 \
+        --out runs/transfer-lite2-cut55-logit-adjust-seed1
+    python benchmarks/ensemble_ham.py --runs runs/transfer-lite2-cut55-logit-adjust/lite2-imagenet \
+        runs/transfer-cut46-logit-adjust/lite0-imagenet \
+        runs/transfer-lite2-cut55-logit-adjust-seed1/lite2-imagenet \
+        runs/transfer-cut46-logit-adjust-seed1/lite0-imagenet --out runs/ensemble-la-seeds
+    python benchmarks/ensemble_ham.py --runs runs/transfer-lite2-cut55-logit-adjust/lite2-imagenet \
+        runs/transfer-cut46-logit-adjust/lite0-imagenet \
+        runs/transfer-lite2-cut55-logit-adjust-seed1/lite2-imagenet \
+        runs/transfer-cut46-logit-adjust-seed1/lite0-imagenet runs/transfer-cut46/lite0-imagenet \
+        --out runs/ensemble-la-seeds
 """
 
 from __future__ import annotations
