@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from dermkit.core import ClassIndex, LoadedDataset, Problem, Record
+from dermkit.core import ClassIndex, LoadedDataset, Problem, Record, label_counts
 from dermkit.data.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from dermkit.errors import ConfigError, DataError
 
@@ -495,10 +495,7 @@ def finish(
             log.add_error(error, item=relative_name(records[position].path, base))
             bad.add(position)
         records = [r for i, r in enumerate(records) if i not in bad]
-    counts = [0] * len(classes)
-    for record in records:
-        counts[record.label] += 1
-    for label, count in enumerate(counts):
+    for label, count in enumerate(label_counts(records, len(classes))):
         if count == 0:
             name = classes.name(label)
             found += 1

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from dermkit.core import ClassIndex, Dataset, LoadedDataset, Problem, Record
+from dermkit.core import ClassIndex, Dataset, LoadedDataset, Problem, Record, label_counts
 from dermkit.errors import DataError
 from dermkit.evaluation.classmap import align_records
 
@@ -257,9 +257,7 @@ def score_run(
         notes.append("Predictions averaged over the eight flips and quarter turns (TTA).")
     if calibrated:
         notes.append("Probabilities temperature-scaled with the run's validation fit.")
-    counts = [0] * len(run.classes)
-    for record in records:
-        counts[record.label] += 1
+    counts = label_counts(records, len(run.classes))
     context = RunContext(config=run.config, counts={label: counts}, skipped=skipped, notes=notes)
     report = report.with_run_context(context)
     return RunScore(

@@ -66,8 +66,7 @@ def load_model(path: str | Path, *, compile: bool = True, trust_code: bool = Fal
     """
     import keras
 
-    from dermkit.models.preprocessing import CUSTOM_OBJECTS
-    from dermkit.training.losses import LOSS_OBJECTS
+    from dermkit.keras_objects import custom_objects
 
     source = Path(path)
     if not source.is_file():
@@ -75,7 +74,7 @@ def load_model(path: str | Path, *, compile: bool = True, trust_code: bool = Fal
     try:
         model: keras.Model = keras.models.load_model(
             source,
-            custom_objects={**CUSTOM_OBJECTS, **LOSS_OBJECTS},
+            custom_objects=custom_objects(),
             compile=compile,
             safe_mode=not trust_code,
         )
