@@ -281,7 +281,7 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out) / "lite-pair"
     members = [out / arm for arm, _ in PAIR]
-    trained = 0.0  # minutes, this call; NaN once a member was finished by an earlier call
+    trained = 0.0  # minutes; NaN once a member was (partly) trained by an earlier call
     for index, ((arm, trainable), member_out) in enumerate(zip(PAIR, members, strict=True)):
         if (member_out / "summary.json").exists():
             print(f"lite-pair/{arm}: already finished in {member_out}; reading it back")
@@ -294,11 +294,11 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         else:
             minutes = args.minutes - trained
         member_args = argparse.Namespace(**{**vars(args), "trainable": trainable})
+        resuming = (member_out / "state.json").exists()
         started = time.perf_counter()
-        experiment(arm, member_args, minutes=minutes).run(
-            member_out, resume=(member_out / "state.json").exists()
-        )
-        trained += (time.perf_counter() - started) / 60
+        experiment(arm, member_args, minutes=minutes).run(member_out, resume=resuming)
+        # a resumed member's minutes before the interruption are not known here
+        trained = float("nan") if resuming else trained + (time.perf_counter() - started) / 60
         print(f"lite-pair/{arm}: done, {trained:.1f} of {args.minutes:.0f} min used", flush=True)
     started = time.perf_counter()
     loaded = [load_run(d) for d in members]
