@@ -78,6 +78,18 @@ fold models and their test figures do not exist yet.
         --epochs 20 --minutes 45 --logit-adjustment 1 --out runs/cv-ham-lite2-logit-adjust \
         --combine runs/cv-ham-logit-adjust
 
+TTA for that pair, registered (2026-12-07, fourth session) before any TTA pass of these
+fold models: the same command with ``--tta`` (no fold trains again; the eight views are
+scored on every fold model's held-out fold and on test). If the pair + TTA's
+out-of-fold balanced accuracy exceeds the plain pair's 0.736, the recommended recipe
+adds ``--tta`` when scoring, and the eight fold models' TTA mean on test replaces 0.783
+as the eight-model figure; otherwise nothing changes. The one-run in-budget figure
+(0.727, ``transfer_ham.py --arms lite-pair``) stays as registered, without TTA.
+
+    python benchmarks/cv_ham.py --arm lite2-imagenet --k 4 --trainable 55 --lr 1e-4 \
+        --epochs 20 --minutes 45 --logit-adjustment 1 --out runs/cv-ham-lite2-logit-adjust \
+        --combine runs/cv-ham-logit-adjust --tta
+
 A fold whose ``summary.json`` exists is not trained again; an interrupted fold resumes.
 Prints the machine, each fold's validation figure, the out-of-fold figures, then the
 test part's figures for each fold model and their ensemble.
