@@ -105,13 +105,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _entry import run
-from _figures import report_figures
 from _machine import print_machine
-from ensemble_ham import member_probabilities
+from ensemble_ham import Scorer
 from transfer_ham import experiment, non_negative
 
 
@@ -149,81 +146,6 @@ def train_fold(i: int, split_csv: Path, args: argparse.Namespace) -> Path:
     built.run(out, resume=(out / "state.json").exists())
     print(f"fold {i}: trained in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return out
-
-
-class Scorer:
-    """Probabilities of finished fold runs on their parts, and their figures.
-
-    Each fold run's probabilities are kept beside it, in its CV run's ``probabilities``
-    folder, so a ``--combine`` run reads what the earlier run computed.
-
-    Members averaged together must have held out the same images in the part scored:
-    the folds' test parts are one, while fold i's validation part is only fold i's.
-    """
-
-    def __init__(self, loaded: dict[Path, Any]) -> None:
-        from dermkit.evaluation.run_scoring import make_evaluator
-
-        self.loaded = loaded
-        self._parts: dict[tuple[Path, str], tuple[Any, ...]] = {}  # each split.csv read once
-        first = next(iter(loaded.values()))
-        self.classes: Any = first.classes  # a ClassIndex: names in label order
-        self.evaluator = make_evaluator(first.config, balanced_test=False)
-
-    def part(self, run_dir: Path, part: str) -> tuple[Any, ...]:
-        from dermkit.export.calibration import run_part
-
-        if (run_dir, part) not in self._parts:
-            self._parts[(run_dir, part)] = run_part(run_dir, part)
-        return self._parts[(run_dir, part)]
-
-    def records(self, members: Sequence[Path], part: str) -> tuple[Any, ...]:
-        from dermkit.errors import DataError
-
-        records = self.part(members[0], part)
-        for other in members[1:]:
-            if [r.path for r in self.part(other, part)] != [r.path for r in records]:
-                raise DataError(
-                    f"its {part} part differs from {members[0]}'s",
-                    where=str(other),
-                    hint="combine only runs of this script with the same --k and --data",
-                )
-        return records
-
-    def test_size(self, members: Sequence[Path]) -> int:
-        return len(self.records(members, "test"))
-
-    def probabilities(
-        self, members: Sequence[Path], records: Sequence[Any], part: str, tta: bool
-    ) -> np.ndarray:
-        return np.asarray(
-            np.mean(
-                [
-                    member_probabilities(
-                        self.loaded[d], d, records, part, tta, d.parent / "probabilities"
-                    )
-                    for d in members
-                ],
-                axis=0,
-            )
-        )
-
-    def figures(self, members: Sequence[Path], part: str, tta: bool) -> dict[str, Any]:
-        records = self.records(members, part)
-        probabilities = self.probabilities(members, records, part, tta)
-        return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
-
-    def out_of_fold(self, folds: Sequence[Sequence[Path]], tta: bool) -> dict[str, Any]:
-        """Every fold scored by the models that held it out, pooled into one figure."""
-        parts = [self.records(fold, "val") for fold in folds]
-        probabilities = np.concatenate(
-            [
-                self.probabilities(fold, part, "val", tta)
-                for fold, part in zip(folds, parts, strict=True)
-            ]
-        )
-        records = [r for part in parts for r in part]
-        return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
 
 
 def row(name: str, figures: dict[str, Any]) -> str:

@@ -100,6 +100,84 @@ def member_probabilities(
     return np.asarray(probabilities)
 
 
+class Scorer:
+    """Probabilities of finished runs on their parts, and the figures of their means.
+
+    Each run's probabilities are kept beside it, in its parent folder's
+    ``probabilities`` folder, so a later call (``cv_ham.py --combine``, a rerun of
+    ``transfer_ham.py --arms lite-pair``) reads what an earlier one computed.
+
+    Members averaged together must have held out the same images in the part scored
+    (cross-validation folds: the test parts are one, fold i's validation part is only
+    fold i's); :meth:`records` refuses others.
+    """
+
+    def __init__(self, loaded: dict[Path, Any]) -> None:
+        from dermkit.evaluation.run_scoring import make_evaluator
+
+        self.loaded = loaded
+        self._parts: dict[tuple[Path, str], tuple[Any, ...]] = {}  # each split.csv read once
+        first = next(iter(loaded.values()))
+        self.classes: Any = first.classes  # a ClassIndex: names in label order
+        self.evaluator = make_evaluator(first.config, balanced_test=False)
+
+    def part(self, run_dir: Path, part: str) -> tuple[Any, ...]:
+        from dermkit.export.calibration import run_part
+
+        if (run_dir, part) not in self._parts:
+            self._parts[(run_dir, part)] = run_part(run_dir, part)
+        return self._parts[(run_dir, part)]
+
+    def records(self, members: Sequence[Path], part: str) -> tuple[Any, ...]:
+        from dermkit.errors import DataError
+
+        records = self.part(members[0], part)
+        for other in members[1:]:
+            if [r.path for r in self.part(other, part)] != [r.path for r in records]:
+                raise DataError(
+                    f"its {part} part differs from {members[0]}'s",
+                    where=str(other),
+                    hint="average only runs that held out the same images: one split, or cv_ham.py "
+                    "folds with the same --k and --data",
+                )
+        return records
+
+    def test_size(self, members: Sequence[Path]) -> int:
+        return len(self.records(members, "test"))
+
+    def probabilities(
+        self, members: Sequence[Path], records: Sequence[Any], part: str, tta: bool
+    ) -> np.ndarray:
+        return np.asarray(
+            np.mean(
+                [
+                    member_probabilities(
+                        self.loaded[d], d, records, part, tta, d.parent / "probabilities"
+                    )
+                    for d in members
+                ],
+                axis=0,
+            )
+        )
+
+    def figures(self, members: Sequence[Path], part: str, tta: bool) -> dict[str, Any]:
+        records = self.records(members, part)
+        probabilities = self.probabilities(members, records, part, tta)
+        return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
+
+    def out_of_fold(self, folds: Sequence[Sequence[Path]], tta: bool) -> dict[str, Any]:
+        """Every fold scored by the models that held it out, pooled into one figure."""
+        parts = [self.records(fold, "val") for fold in folds]
+        probabilities = np.concatenate(
+            [
+                self.probabilities(fold, part, "val", tta)
+                for fold, part in zip(folds, parts, strict=True)
+            ]
+        )
+        records = [r for part in parts for r in part]
+        return report_figures(self.evaluator.evaluate(probabilities, records, self.classes))
+
+
 def table(
     part: str,
     rows: list[tuple[Arm, dict[str, Any]]],

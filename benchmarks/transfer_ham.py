@@ -163,7 +163,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _entry import run
 from _figures import report_figures
 from _machine import print_machine
-from ensemble_ham import member_probabilities
+from ensemble_ham import Scorer
 
 
 def non_negative(text: str) -> float:
@@ -271,12 +271,11 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
     """Both members of :data:`PAIR` trained inside one ``--minutes`` budget, then averaged.
 
     Each member is an ordinary run (``lite-pair/lite0-imagenet``, ``lite-pair/lite2-imagenet``);
-    the pair's figures are the mean of their probabilities (no TTA), on validation for
-    the record and on test for the table. ``minutes`` is the two members' training time,
-    frozen features included; scoring the pair afterwards is printed apart.
+    the pair's figures are the mean of their probabilities (no TTA, kept in
+    ``lite-pair/probabilities``), on validation for the record and on test for the
+    table. ``minutes`` is the two members' training time, frozen features included;
+    scoring the pair afterwards is printed apart.
     """
-    from dermkit.evaluation.run_scoring import make_evaluator
-    from dermkit.export.calibration import run_part
     from dermkit.runs import load_run
 
     out = Path(args.out) / "lite-pair"
@@ -301,21 +300,8 @@ def run_pair(args: argparse.Namespace) -> dict[str, Any]:
         trained = float("nan") if resuming else trained + (time.perf_counter() - started) / 60
         print(f"lite-pair/{arm}: done, {trained:.1f} of {args.minutes:.0f} min used", flush=True)
     started = time.perf_counter()
-    loaded = [load_run(d) for d in members]
-    evaluator = make_evaluator(loaded[0].config, balanced_test=False)
-    figures_by_part: dict[str, dict[str, Any]] = {}
-    for part in ("val", "test"):
-        records = run_part(members[0], part)
-        probabilities = np.mean(
-            [
-                member_probabilities(run, d, records, part, False, out / "probabilities")
-                for run, d in zip(loaded, members, strict=True)
-            ],
-            axis=0,
-        )
-        figures_by_part[part] = report_figures(
-            evaluator.evaluate(probabilities, records, loaded[0].classes)
-        )
+    scorer = Scorer({d: load_run(d) for d in members})
+    figures_by_part = {part: scorer.figures(members, part, False) for part in ("val", "test")}
     validation = figures_by_part["val"]
     low, high = validation["ci"] or (float("nan"), float("nan"))
     print(
