@@ -3,10 +3,11 @@
 Preemptible cloud machines send SIGTERM shortly before they are taken away; a person
 presses Ctrl-C. Either way :func:`stop_on_signals` turns the signal into a
 :class:`Stopped` exception (a ``KeyboardInterrupt``, so nothing swallows it as an
-ordinary error) at the next Python instruction: the epoch in progress is abandoned,
-every atomic write in flight leaves its target untouched, and the run folder keeps
-the last complete epoch. :func:`stopped_message` then says how much was kept and how
-to continue.
+ordinary error): at the next batch edge while Keras trains (see
+:mod:`dermkit.training.stop_requests`), else at the next Python instruction. The epoch
+in progress is abandoned, every atomic write in flight leaves its target untouched,
+and the run folder keeps the last complete epoch. :func:`stopped_message` then says how
+much was kept and how to continue.
 """
 
 from __future__ import annotations
@@ -20,23 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dermkit.training.stop_requests import Stopped, defer
+
+__all__ = ["STOP_SIGNALS", "Stopped", "run_stoppable", "stop_on_signals", "stopped_message"]
+
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-class Stopped(KeyboardInterrupt):
-    """The process was asked to stop by ``signum``."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 @contextlib.contextmanager
@@ -51,6 +40,8 @@ def stop_on_signals() -> Iterator[None]:
         # supervisor must not interrupt the clean-up of the first.
         for other in STOP_SIGNALS:
             signal.signal(other, signal.SIG_IGN)
+        if defer(signum):  # Keras is training: raised at the next batch edge
+            return
         raise Stopped(signum)
 
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}

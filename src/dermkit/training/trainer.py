@@ -27,7 +27,7 @@ import numpy as np
 from dermkit import atomic
 from dermkit.core import Record, TrainingPlan
 from dermkit.evaluation.metrics import balanced_accuracy
-from dermkit.training import checkpoints, guards
+from dermkit.training import checkpoints, guards, stop_requests
 from dermkit.training.config import Training
 from dermkit.training.epochs import improved
 from dermkit.training.randomness import reseed_random_layers
@@ -462,6 +462,7 @@ def _fit_stage(
         return stop or stop_for_budget["now"]
 
     callbacks: list[Any] = [
+        stop_requests.batch_edge_callback(),
         guards.divergence_guard(run_dir),
         _EpochEnd.make(on_epoch_end, training.seed),
         *extra_callbacks,
@@ -477,14 +478,15 @@ def _fit_stage(
                 patience=max(2, (training.early_stopping or 4) // 2),
             )
         )
-    inputs.trained.fit(
-        dataset,
-        epochs=end,
-        initial_epoch=progress.epochs_done,
-        steps_per_epoch=stream.steps_per_epoch,
-        class_weight=class_weight,
-        callbacks=callbacks,
-        shuffle=False,  # the stream is already in its seeded per-epoch order
-        verbose=progress_verbosity(training.verbose),
-    )
+    with stop_requests.keras_loop():  # SIGTERM / Ctrl-C stop at a batch edge
+        inputs.trained.fit(
+            dataset,
+            epochs=end,
+            initial_epoch=progress.epochs_done,
+            steps_per_epoch=stream.steps_per_epoch,
+            class_weight=class_weight,
+            callbacks=callbacks,
+            shuffle=False,  # the stream is already in its seeded per-epoch order
+            verbose=progress_verbosity(training.verbose),
+        )
     return stop_for_budget["now"]
