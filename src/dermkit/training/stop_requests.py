@@ -36,7 +36,7 @@ class Stopped(KeyboardInterrupt):
 
 
 class _Requests:
-    """How many Keras loops are running (nested: fit evaluates), and a pending request."""
+    """How many marked Keras loops are running (they may nest), and a pending request."""
 
     depth = 0
     pending: int | None = None
