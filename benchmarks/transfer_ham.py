@@ -386,7 +386,8 @@ def run_group(name: str, args: argparse.Namespace) -> dict[str, Any]:
         f"{(time.perf_counter() - started) / 60:.1f} min",
         flush=True,
     )
-    return {"arm": name, "minutes": trained, **test}
+    label = f"{name}: {' + '.join(d.name for d in chosen)}{tta}"
+    return {"arm": label, "minutes": trained, **test}
 
 
 def resnet_speed(args: argparse.Namespace) -> None:
