@@ -366,27 +366,24 @@ def run_group(name: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     scorer = Scorer({out / m.arm: load_run(out / m.arm) for m in group})
     tta = " with TTA" if args.tta else ""
-    best: tuple[float, list[Path]] | None = None
+    validation_scores: list[float] = []
     for candidate in CANDIDATES[name]:
-        runs = [out / arm for arm in candidate]
-        validation = scorer.figures(runs, "val", args.tta)
+        validation = scorer.figures([out / arm for arm in candidate], "val", args.tta)
         low, high = validation["ci"] or (float("nan"), float("nan"))
         print(
             f"{name}: {' + '.join(candidate)}{tta}: validation balanced accuracy "
             f"{validation['balanced_accuracy']:.3f} ({low:.3f}-{high:.3f})",
             flush=True,
         )
-        if best is None or validation["balanced_accuracy"] > best[0]:
-            best = (validation["balanced_accuracy"], runs)
-    assert best is not None
-    chosen = best[1]
-    test = scorer.figures(chosen, "test", args.tta)
+        validation_scores.append(validation["balanced_accuracy"])
+    # max keeps the first of equals: a tie goes to the earlier candidate
+    chosen = CANDIDATES[name][validation_scores.index(max(validation_scores))]
+    test = scorer.figures([out / arm for arm in chosen], "test", args.tta)
+    label = f"{name}: {' + '.join(chosen)}{tta}"
     print(
-        f"{name}: chosen on validation: {' + '.join(d.name for d in chosen)}{tta}; scored in "
-        f"{(time.perf_counter() - started) / 60:.1f} min",
+        f"{label}: chosen on validation; scored in {(time.perf_counter() - started) / 60:.1f} min",
         flush=True,
     )
-    label = f"{name}: {' + '.join(d.name for d in chosen)}{tta}"
     return {"arm": label, "minutes": trained, **test}
 
 

@@ -74,7 +74,7 @@ def keras_loop() -> Iterator[None]:
 
 
 def batch_edge_callback() -> Any:
-    """A Keras callback raising a recorded stop request at every batch and epoch edge."""
+    """A Keras callback raising a recorded stop request at every batch and epoch edge of fit."""
     import keras
 
     class BatchEdgeStop(keras.callbacks.Callback):  # type: ignore[misc]
@@ -85,8 +85,6 @@ def batch_edge_callback() -> Any:
         on_train_batch_begin = _check
         on_train_batch_end = _check
         on_test_batch_begin = _check
-        on_test_batch_end = _check
-        on_predict_batch_begin = _check
-        on_predict_batch_end = _check
+        on_test_batch_end = _check  # fit's validation
 
     return BatchEdgeStop()
